@@ -1,0 +1,46 @@
+# strata: build, test and demo. "make test" and "make demo" are meant to run
+# as root; tests that need root skip without it.
+
+GO        ?= go
+BIN       := bin/strata
+# Debian packages the tests and the demo use: ar (binutils) and xz unpack
+# .deb files, zstd and bzip2 make compressed layers, fuse3 serves test
+# Additional Layer Stores, e2fsprogs builds scratch filesystems.
+DEPS_PKGS := binutils xz-utils zstd bzip2 fuse3 e2fsprogs util-linux
+
+.PHONY: all build demo test deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/strata
+
+demo: deps build
+	scripts/demo.sh $(BIN)
+
+test: deps
+	$(GO) vet ./...
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt needed on:" >&2; echo "$$unformatted" >&2; exit 1; \
+	fi
+	$(GO) test -count=1 ./...
+
+# Installs the packages above that are missing; apt-get update runs only
+# when something is missing. Without root it only says what is missing.
+deps:
+	@missing=""; \
+	for p in $(DEPS_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
+			missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make deps: not root, not installing:$$missing" >&2; exit 0; \
+	fi; \
+	echo "make deps: installing$$missing"; \
+	apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+clean:
+	rm -rf bin .cache

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/stratafs/strata/layers"
+)
+
+var importVerb = verb{
+	name:    "import",
+	args:    "[--parent L] [--name N]... FILE|-",
+	summary: "Import a layer tar (plain, gzip, zstd or bzip2) from FILE or standard input",
+	example: "strata import --parent base --name app app-layer.tar.gz",
+	minArgs: 1,
+	maxArgs: 1,
+	setup: func(fs *flag.FlagSet) runFunc {
+		parent := fs.String("parent", "", "put the new layer on layer `L`")
+		var names stringList
+		fs.Var(&names, "name", "give the new layer name `N` (repeatable)")
+
+		return func(g *globals, args []string) error {
+			return runImport(g, args[0], *parent, names)
+		}
+	},
+}
+
+// runImport puts the tar in path ("-" for standard input) as a new layer
+// and prints a summary line, then the new id as the last line.
+func runImport(g *globals, path, parent string, names []string) error {
+	var diff io.Reader = g.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		diff = f
+	}
+
+	return withStore(g, func(s *layers.Store) error {
+		layer, err := s.Put(layers.PutOptions{Parent: parent, Names: names}, diff)
+		if err != nil {
+			return fmt.Errorf("import %s: %w", path, err)
+		}
+		fmt.Fprintf(g.stdout, "diff %s %s, compressed %s %s (%v)\n",
+			layer.UncompressedDigest, humanSize(layer.UncompressedSize),
+			layer.CompressedDigest, humanSize(layer.CompressedSize), layer.CompressionType)
+		fmt.Fprintln(g.stdout, layer.ID)
+		return nil
+	})
+}
+
+var createVerb = verb{
+	name:    "create",
+	args:    "[--parent L] [--name N]... [--read-only]",
+	summary: "Create an empty layer, writable unless --read-only, and print its id",
+	example: "strata create --parent app --name scratch",
+	minArgs: 0,
+	maxArgs: 0,
+	setup: func(fs *flag.FlagSet) runFunc {
+		parent := fs.String("parent", "", "put the new layer on layer `L`")
+		var names stringList
+		fs.Var(&names, "name", "give the new layer name `N` (repeatable)")
+		readOnly := fs.Bool("read-only", false, "create a read-only layer")
+
+		return func(g *globals, _ []string) error {
+			return withStore(g, func(s *layers.Store) error {
+				layer, err := s.Create(layers.CreateOptions{
+					Parent:   *parent,
+					Names:    names,
+					ReadOnly: *readOnly,
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, layer.ID)
+				return nil
+			})
+		}
+	},
+}
+
+// humanSize formats a byte count with a binary unit.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
