@@ -12,6 +12,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/stratafs/strata/testutil"
 )
 
 // Counts are what the FUSE store saw for one layer.
@@ -49,9 +51,7 @@ type FUSE struct {
 // first) unmount those mounts before this one.
 func StartFUSE(t testing.TB) *FUSE {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a FUSE file system")
-	}
+	testutil.RequireRoot(t)
 	base := t.TempDir()
 	f := &FUSE{
 		Mountpoint: filepath.Join(base, "mnt"),
