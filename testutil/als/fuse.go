@@ -86,6 +86,9 @@ func (f *FUSE) AddInfoOnly(t testing.TB, ref string, tocDigest digest.Digest) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "info"), ShortInfo(tocDigest), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Start mounts the store (again) at Mountpoint; counts are kept.
@@ -288,6 +291,9 @@ func (n *layerNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		root.RootNode = node
 		return n.NewInode(ctx, node, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: f.ino(n.key + "/diff")}), 0
 	case "info":
+		if _, err := os.Stat(filepath.Join(n.dir, "info")); err != nil {
+			return nil, fs.ToErrno(err)
+		}
 		node := &infoNode{layer: n}
 		out.Attr.Mode = syscall.S_IFREG | 0o444
 		out.Attr.Size = uint64(len(node.content()))
