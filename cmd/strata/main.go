@@ -186,7 +186,7 @@ func printVerbUsage(w io.Writer, v *verb) {
 	fmt.Fprintf(w, "Usage: strata %s %s\n\n%s.\n", v.name, v.args, v.summary)
 	fs := newFlags(v.name)
 	v.setup(fs)
-	if hasFlags(fs) {
+	if len(flagNames(fs)) > 0 {
 		fmt.Fprintf(w, "\nOptions:\n")
 		printDefaults(w, fs)
 	}
@@ -207,12 +207,6 @@ func printDefaults(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintln(w, line)
 	})
-}
-
-func hasFlags(fs *flag.FlagSet) bool {
-	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
-	return n > 0
 }
 
 // newFlags returns an empty flag set for verb name; its errors come back
@@ -280,4 +274,11 @@ func (l *stringList) String() string { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error {
 	*l = append(*l, s)
 	return nil
+}
+
+// flagNames lists the names of the flags defined on fs.
+func flagNames(fs *flag.FlagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return names
 }
