@@ -1,0 +1,135 @@
+// Package overlay is strata's graph driver: layer directories stacked with
+// overlayfs, laid out on disk as containers/storage lays out its overlay
+// driver (DESIGN.md, "Driver home").
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/stratafs/strata/driver"
+)
+
+// Options configure a Driver. The zero value works.
+type Options struct {
+	// MountOptions are added to every mount, e.g. "nodev". Each element is
+	// one option; an element may also hold several joined by ',' (a value
+	// in double quotes may contain ',').
+	MountOptions []string
+	// Logger receives debug detail and warnings; nil discards them.
+	Logger *slog.Logger
+	// AdditionalLayerStores are "PATH" or "PATH:ref" entries (see
+	// DESIGN.md, "Additional Layer Store").
+	AdditionalLayerStores []string
+
+	// classicMount makes the driver use mount(2) even when the new mount
+	// API is available, so tests cover the fallback.
+	classicMount bool
+}
+
+// Driver is the overlay graph driver. It is safe for concurrent use; the
+// layer store serialises processes with its own lock files.
+type Driver struct {
+	home   string
+	opts   Options
+	logger *slog.Logger
+	feat   features
+
+	// mu guards counts and serialises mount and unmount calls.
+	mu     sync.Mutex
+	counts map[string]int
+
+	// resolveAdditional maps an Additional Layer Store layer to the
+	// directory that holds its files; nil until the ALS code sets it.
+	resolveAdditional func(id, alsDir string) (string, error)
+	// releaseAdditional is told when an ALS layer is removed; may be nil.
+	releaseAdditional func(id, alsDir string)
+}
+
+// initHooks run at the end of New; other files of the package (the
+// Additional Layer Store support) register here to set up their part.
+var initHooks []func(*Driver) error
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New opens (creating if needed) the driver home, normally GRAPHROOT/overlay.
+// It probes the kernel once for the mount method and metacopy support and
+// recreates short links missing from home/l.
+func New(home string, opts Options) (*Driver, error) {
+	if home == "" {
+		return nil, fmt.Errorf("overlay home is empty: %w", driver.ErrInvalidArgument)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{home: home, opts: opts, logger: logger, counts: map[string]int{}}
+
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, fmt.Errorf("overlay home: %w", err)
+	}
+	if err := os.Mkdir(d.linkDir(), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("overlay short link dir: %w", err)
+	}
+
+	feat, err := probe(home, opts.classicMount)
+	if err != nil {
+		return nil, err
+	}
+	d.feat = feat
+	logger.Debug("overlay driver opened", "home", home, "mountAPI", feat.mountAPIName(),
+		"metacopy", feat.metacopy, "backingFS", feat.backingFS)
+
+	if err := d.rebuildShortLinks(); err != nil {
+		return nil, err
+	}
+	for _, hook := range initHooks {
+		if err := hook(d); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Name returns "overlay".
+func (d *Driver) Name() string { return "overlay" }
+
+// Home returns the driver's home directory.
+func (d *Driver) Home() string { return d.home }
+
+// Status reports the backing filesystem, the mount method and the
+// features found when the driver was opened.
+func (d *Driver) Status() []driver.StatusPair {
+	return []driver.StatusPair{
+		{Key: "Backing Filesystem", Value: d.feat.backingFS},
+		{Key: "Mount API", Value: d.feat.mountAPIName()},
+		{Key: "Supports d_type", Value: strconv.FormatBool(d.feat.dType)},
+		{Key: "Using metacopy", Value: strconv.FormatBool(d.feat.metacopy)},
+	}
+}
+
+// Cleanup unmounts every layer this driver mounted, whatever its count.
+func (d *Driver) Cleanup() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	ids := make([]string, 0, len(d.counts))
+	for id := range d.counts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var errs []error
+	for _, id := range ids {
+		if err := d.unmountLocked(id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(d.counts, id)
+	}
+	return errors.Join(errs...)
+}
