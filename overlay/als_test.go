@@ -299,3 +299,93 @@ func withoutDirTimes(tree testutil.Tree) testutil.Tree {
 	}
 	return out
 }
+
+// TestALSChainMount stacks base (own files) -> ALS layer -> top (own
+// files) and reads a file of each layer through the merged dir. With the
+// store stopped, mounting fails naming the ALS layer and the store path,
+// and removal still works; once the store is back the stack mounts again.
+func TestALSChainMount(t *testing.T) {
+	testutil.RequireRoot(t)
+	store := als.StartFUSE(t)
+	toc := digest.FromString("chain")
+	alsDir := store.AddLayer(t, als.Layer{Ref: alsTestRef, TOCDigest: toc,
+		Files: map[string]string{"mid/file": "from als"}})
+	d := newALSDriver(t, store.Mountpoint+":ref")
+
+	if err := d.Create("base", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(d.diffDir("base"), "base-file"), "from base")
+	l, err := d.LookupAdditionalLayer(toc, alsTestRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if err := l.CreateAs("mid", "base"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create("top", "mid", nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(d.diffDir("top"), "top-file"), "from top")
+
+	mountAndRead := func(t *testing.T, id string, ro bool, want map[string]string) {
+		t.Helper()
+		merged, err := d.Mount(id, driver.MountOpts{ReadOnly: ro})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := d.Unmount(id); err != nil {
+				t.Error(err)
+			}
+		}()
+		for name, content := range want {
+			got, err := os.ReadFile(filepath.Join(merged, name))
+			if err != nil || string(got) != content {
+				t.Errorf("%s: %s = %q, %v; want %q", id, name, got, err, content)
+			}
+		}
+	}
+	all := map[string]string{"base-file": "from base", "mid/file": "from als", "top-file": "from top"}
+	mountAndRead(t, "top", false, all)
+	mountAndRead(t, "top", true, all)
+	mountAndRead(t, "mid", true, map[string]string{"base-file": "from base", "mid/file": "from als"})
+	if _, err := d.Mount("mid", driver.MountOpts{}); !errors.Is(err, driver.ErrNotSupported) {
+		t.Fatalf("read-write mount of the ALS layer: %v, want not supported", err)
+	}
+
+	store.Stop(t)
+	for _, ro := range []bool{false, true} {
+		_, err := d.Mount("top", driver.MountOpts{ReadOnly: ro})
+		if !errors.Is(err, driver.ErrAdditionalLayerStoreGone) ||
+			!strings.Contains(err.Error(), "mid") || !strings.Contains(err.Error(), store.Mountpoint) {
+			t.Fatalf("mount with the store gone (ro=%v): %v; want store-gone naming mid and %s",
+				ro, err, store.Mountpoint)
+		}
+	}
+	store.Start(t)
+	mountAndRead(t, "top", false, all)
+
+	store.Stop(t)
+	for _, id := range []string{"top", "mid"} {
+		if err := d.Remove(id); err != nil {
+			t.Fatalf("remove %s with the store gone: %v", id, err)
+		}
+	}
+	store.Start(t)
+	if got, err := os.ReadFile(filepath.Join(alsDir, "diff", "mid", "file")); err != nil || string(got) != "from als" {
+		t.Fatalf("store's file after remove: %q, %v", got, err)
+	}
+	mountAndRead(t, "base", true, map[string]string{"base-file": "from base"})
+}
+
+func writeFile(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
