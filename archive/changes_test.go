@@ -7,27 +7,29 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stratafs/strata/testutil"
 )
 
 // TestChanges checks Changes on a hand-made stack of overlay diff dirs.
 func TestChanges(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	base, mid, upper := t.TempDir(), t.TempDir(), t.TempDir()
 	in := func(dir, rel string) string { return filepath.Join(dir, rel) }
 	file := func(dir, rel, content string) {
 		t.Helper()
-		must(t, os.MkdirAll(filepath.Dir(in(dir, rel)), 0o755))
-		must(t, os.WriteFile(in(dir, rel), []byte(content), 0o644))
+		exportNoErr(t, os.MkdirAll(filepath.Dir(in(dir, rel)), 0o755))
+		exportNoErr(t, os.WriteFile(in(dir, rel), []byte(content), 0o644))
 	}
 	whiteout := func(dir, rel string) {
 		t.Helper()
-		must(t, os.MkdirAll(filepath.Dir(in(dir, rel)), 0o755))
-		must(t, unix.Mknod(in(dir, rel), unix.S_IFCHR, 0))
+		exportNoErr(t, os.MkdirAll(filepath.Dir(in(dir, rel)), 0o755))
+		exportNoErr(t, unix.Mknod(in(dir, rel), unix.S_IFCHR, 0))
 	}
 	opaque := func(dir, rel string) {
 		t.Helper()
-		must(t, os.MkdirAll(in(dir, rel), 0o755))
-		must(t, unix.Setxattr(in(dir, rel), overlayOpaqueXattr, []byte("y"), 0))
+		exportNoErr(t, os.MkdirAll(in(dir, rel), 0o755))
+		exportNoErr(t, unix.Setxattr(in(dir, rel), overlayOpaqueXattr, []byte("y"), 0))
 	}
 
 	file(base, "a/old", "1")
@@ -50,7 +52,7 @@ func TestChanges(t *testing.T) {
 	file(upper, "o/under", "3") // under mid's opaque o: an addition
 
 	got, err := Changes(upper, []string{mid, base})
-	must(t, err)
+	exportNoErr(t, err)
 	want := []Change{
 		{"/a", ChangeModify},
 		{"/a/keep", ChangeDelete},
@@ -69,7 +71,7 @@ func TestChanges(t *testing.T) {
 	}
 
 	size, err := DirSize(upper)
-	must(t, err)
+	exportNoErr(t, err)
 	if size != 4 {
 		t.Errorf("DirSize = %d, want 4 (a/new, d/x, f, o/under)", size)
 	}

@@ -18,8 +18,8 @@ import (
 
 // Names of the OCI whiteout markers in a layer tar.
 const (
-	whiteoutPrefix = ".wh."
-	opaqueMarker   = ".wh..wh..opq"
+	tarWhiteoutPrefix = ".wh."
+	tarOpaqueMarker   = ".wh..wh..opq"
 )
 
 // overlayOpaqueXattr marks an opaque directory in an overlay diff dir.
@@ -103,7 +103,7 @@ func (e *exporter) exportDir(rel string) error {
 		}
 		entry := dirEntry{name: name, rel: childRel, st: st}
 		if isOverlayWhiteout(&st) {
-			entry.name = whiteoutPrefix + name
+			entry.name = tarWhiteoutPrefix + name
 			entry.isWhiteout = true
 		}
 		entries = append(entries, entry)
@@ -159,7 +159,7 @@ func (e *exporter) exportEntry(parentRel string, entry dirEntry) error {
 		if opaque {
 			marker := &tar.Header{
 				Typeflag: tar.TypeReg,
-				Name:     path.Join(entry.rel, opaqueMarker),
+				Name:     path.Join(entry.rel, tarOpaqueMarker),
 				Uid:      hdr.Uid,
 				Gid:      hdr.Gid,
 				ModTime:  hdr.ModTime,

@@ -17,31 +17,31 @@ import (
 
 // splitTar records the tar-split of layer, the way the layer store does on
 // Put, and writes its regular files into dir at the names Apply would use.
-func splitTar(t *testing.T, layer []byte, dir string) []byte {
+func recordTarSplit(t *testing.T, layer []byte, dir string) []byte {
 	t.Helper()
 	var record bytes.Buffer
 	zw := gzip.NewWriter(&record)
 	stream, err := asm.NewInputTarStream(bytes.NewReader(layer), storage.NewJSONPacker(zw), storage.NewDiscardFilePutter())
-	must(t, err)
+	exportNoErr(t, err)
 	tr := tar.NewReader(stream)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
-		must(t, err)
+		exportNoErr(t, err)
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
 		target := filepath.Join(dir, filepath.Clean("/"+hdr.Name))
-		must(t, os.MkdirAll(filepath.Dir(target), 0o755))
+		exportNoErr(t, os.MkdirAll(filepath.Dir(target), 0o755))
 		content, err := io.ReadAll(tr)
-		must(t, err)
-		must(t, os.WriteFile(target, content, 0o644))
+		exportNoErr(t, err)
+		exportNoErr(t, os.WriteFile(target, content, 0o644))
 	}
 	_, err = io.Copy(io.Discard, stream)
-	must(t, err)
-	must(t, zw.Close())
+	exportNoErr(t, err)
+	exportNoErr(t, zw.Close())
 	return record.Bytes()
 }
 
@@ -56,11 +56,11 @@ func TestExportTarSplitExactBytes(t *testing.T) {
 			hdr.Format = format
 			hdr.ModTime = stamp
 			hdr.Size = int64(len(contents[hdr.Name]))
-			must(t, tw.WriteHeader(hdr))
+			exportNoErr(t, tw.WriteHeader(hdr))
 			_, err := io.WriteString(tw, contents[hdr.Name])
-			must(t, err)
+			exportNoErr(t, err)
 		}
-		must(t, tw.Close())
+		exportNoErr(t, tw.Close())
 		buf.Write(make([]byte, tail))
 		return buf.Bytes()
 	}
@@ -95,16 +95,16 @@ func TestExportTarSplitExactBytes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			record := splitTar(t, c.layer, dir)
+			record := recordTarSplit(t, c.layer, dir)
 
 			var out bytes.Buffer
-			must(t, ExportTarSplit(dir, bytes.NewReader(record), &out))
+			exportNoErr(t, ExportTarSplit(dir, bytes.NewReader(record), &out))
 			if !bytes.Equal(out.Bytes(), c.layer) {
 				t.Fatalf("reassembled tar differs: %d bytes, want %d", out.Len(), len(c.layer))
 			}
 
 			// A file changed after the import cannot give the old bytes.
-			must(t, os.WriteFile(filepath.Join(dir, "a/b/c"), []byte("C"), 0o644))
+			exportNoErr(t, os.WriteFile(filepath.Join(dir, "a/b/c"), []byte("C"), 0o644))
 			err := ExportTarSplit(dir, bytes.NewReader(record), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), "a/./b/c") {
 				t.Fatalf("changed file: err = %v, want a checksum error naming a/./b/c", err)

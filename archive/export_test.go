@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stratafs/strata/testutil"
 )
 
 // exportedEntry is what the tests check of one tar entry.
@@ -26,7 +28,7 @@ type exportedEntry struct {
 }
 
 // readTar returns the entries of a tar in order, by name.
-func readTar(t *testing.T, data []byte) ([]string, map[string]exportedEntry) {
+func readExportedTar(t *testing.T, data []byte) ([]string, map[string]exportedEntry) {
 	t.Helper()
 	var order []string
 	entries := map[string]exportedEntry{}
@@ -62,15 +64,7 @@ func readTar(t *testing.T, data []byte) ([]string, map[string]exportedEntry) {
 	return order, entries
 }
 
-// requireRoot skips tests that make devices and trusted xattrs.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes device nodes and trusted.* xattrs")
-	}
-}
-
-func must(t *testing.T, err error) {
+func exportNoErr(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -80,38 +74,38 @@ func must(t *testing.T, err error) {
 // TestExportDiffDir builds a diff dir by hand, the way overlay leaves it,
 // and checks the tar Export makes of it.
 func TestExportDiffDir(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	p := func(rel string) string { return filepath.Join(dir, rel) }
 
-	must(t, os.MkdirAll(p("etc/sub"), 0o755))
-	must(t, os.WriteFile(p("etc/passwd"), []byte("root:x:0:0\n"), 0o644))
-	must(t, os.Chown(p("etc/passwd"), 1885580785, 4294967294))
-	must(t, unix.Mknod(p("etc/gone"), unix.S_IFCHR, 0)) // whiteout
-	must(t, os.Mkdir(p("opaque"), 0o700))               // opaque dir
-	must(t, unix.Setxattr(p("opaque"), overlayOpaqueXattr, []byte("y"), 0))
-	must(t, os.WriteFile(p("opaque/kept"), []byte("k"), 0o600))
-	must(t, os.MkdirAll(p("bin"), 0o755))
-	must(t, os.WriteFile(p("bin/app"), []byte("binary"), 0o755))
-	must(t, os.Link(p("bin/app"), p("bin/zz-link")))
-	must(t, unix.Setxattr(p("bin/app"), "security.capability",
+	exportNoErr(t, os.MkdirAll(p("etc/sub"), 0o755))
+	exportNoErr(t, os.WriteFile(p("etc/passwd"), []byte("root:x:0:0\n"), 0o644))
+	exportNoErr(t, os.Chown(p("etc/passwd"), 1885580785, 4294967294))
+	exportNoErr(t, unix.Mknod(p("etc/gone"), unix.S_IFCHR, 0)) // whiteout
+	exportNoErr(t, os.Mkdir(p("opaque"), 0o700))               // opaque dir
+	exportNoErr(t, unix.Setxattr(p("opaque"), overlayOpaqueXattr, []byte("y"), 0))
+	exportNoErr(t, os.WriteFile(p("opaque/kept"), []byte("k"), 0o600))
+	exportNoErr(t, os.MkdirAll(p("bin"), 0o755))
+	exportNoErr(t, os.WriteFile(p("bin/app"), []byte("binary"), 0o755))
+	exportNoErr(t, os.Link(p("bin/app"), p("bin/zz-link")))
+	exportNoErr(t, unix.Setxattr(p("bin/app"), "security.capability",
 		[]byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0))
-	must(t, unix.Setxattr(p("bin/app"), "user.note", []byte("hi"), 0))
-	must(t, unix.Chmod(p("bin/app"), 0o4755)) // after the capability, which drops setuid
-	must(t, os.Symlink("../bin/app", p("etc/app-link")))
-	must(t, os.MkdirAll(p("dev"), 0o755))
-	must(t, unix.Mknod(p("dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
-	must(t, unix.Mknod(p("dev/sda"), unix.S_IFBLK|0o660, int(unix.Mkdev(8, 0))))
-	must(t, unix.Mkfifo(p("dev/fifo"), 0o644))
+	exportNoErr(t, unix.Setxattr(p("bin/app"), "user.note", []byte("hi"), 0))
+	exportNoErr(t, unix.Chmod(p("bin/app"), 0o4755)) // after the capability, which drops setuid
+	exportNoErr(t, os.Symlink("../bin/app", p("etc/app-link")))
+	exportNoErr(t, os.MkdirAll(p("dev"), 0o755))
+	exportNoErr(t, unix.Mknod(p("dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	exportNoErr(t, unix.Mknod(p("dev/sda"), unix.S_IFBLK|0o660, int(unix.Mkdev(8, 0))))
+	exportNoErr(t, unix.Mkfifo(p("dev/fifo"), 0o644))
 	for name, mode := range map[string]os.FileMode{"dev/null": 0o666, "dev/sda": 0o660, "dev/fifo": 0o644} {
-		must(t, os.Chmod(p(name), mode)) // past the umask
+		exportNoErr(t, os.Chmod(p(name), mode)) // past the umask
 	}
 	stamp := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	must(t, os.Chtimes(p("etc/passwd"), stamp, stamp))
+	exportNoErr(t, os.Chtimes(p("etc/passwd"), stamp, stamp))
 
 	var buf bytes.Buffer
-	must(t, Export(dir, &buf, ExportOptions{}))
-	order, got := readTar(t, buf.Bytes())
+	exportNoErr(t, Export(dir, &buf, ExportOptions{}))
+	order, got := readExportedTar(t, buf.Bytes())
 
 	wantOrder := []string{
 		"bin/", "bin/app", "bin/zz-link",
@@ -161,7 +155,7 @@ func TestExportDiffDir(t *testing.T) {
 
 	// Exporting twice gives the same bytes: the order and times are stable.
 	var again bytes.Buffer
-	must(t, Export(dir, &again, ExportOptions{}))
+	exportNoErr(t, Export(dir, &again, ExportOptions{}))
 	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
 		t.Errorf("two exports of the same dir differ")
 	}
