@@ -165,7 +165,7 @@ func (d *Driver) LookupAdditionalLayer(tocDigest digest.Digest, ref string) (dri
 			continue
 		}
 		d.notifyUse(dir, "digest", tocDigest.String())
-		return &additionalLayer{d: d, dir: dir}, nil
+		return &additionalLayer{d: d, dir: dir, digest: tocDigest}, nil
 	}
 	if len(misses) == 0 {
 		misses = append(misses, "no additional layer store is configured")
@@ -188,7 +188,7 @@ func (d *Driver) LookupAdditionalLayerByID(id string) (driver.AdditionalLayer, e
 			id, dir, err, driver.ErrAdditionalLayerStoreGone)
 	}
 	d.notifyUse(dir, "layer", id)
-	return &additionalLayer{d: d, dir: dir}, nil
+	return &additionalLayer{d: d, dir: dir, digest: digest.Digest(filepath.Base(dir))}, nil
 }
 
 // additionalLayerDir reads the ALS layer dir recorded for layer id.
@@ -299,8 +299,13 @@ func kv(pairs []string) []any {
 type additionalLayer struct {
 	d       *Driver
 	dir     string
+	digest  digest.Digest
 	release sync.Once
 }
+
+// TOCDigest is the digest the layer is stored under, which the layer
+// store checks against the info record.
+func (a *additionalLayer) TOCDigest() digest.Digest { return a.digest }
 
 // Info opens the store's layer record.
 func (a *additionalLayer) Info() (io.ReadCloser, error) {
