@@ -1,0 +1,177 @@
+package layers
+
+import (
+	"fmt"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/stratafs/strata/driver"
+)
+
+// lookup finds a visible layer by id, then by name, then by unique id
+// prefix. Caller holds layers.lock and Store.mu. Layers flagged incomplete
+// are invisible: under the read lock they are another process's crash
+// leftovers, which only a writer removes.
+func (s *Store) lookup(ref string) (*Layer, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("empty layer reference: %w", driver.ErrInvalidArgument)
+	}
+	if l, ok := s.byID[ref]; ok && !l.incomplete() {
+		return l, nil
+	}
+	if l, ok := s.byName[ref]; ok && !l.incomplete() {
+		return l, nil
+	}
+	var match *Layer
+	for _, l := range s.layers {
+		if l.incomplete() || !strings.HasPrefix(l.ID, ref) {
+			continue
+		}
+		if match != nil {
+			return nil, fmt.Errorf("layer %q: %w", ref, driver.ErrAmbiguous)
+		}
+		match = l
+	}
+	if match == nil {
+		return nil, fmt.Errorf("layer %q: %w", ref, driver.ErrLayerUnknown)
+	}
+	return match, nil
+}
+
+// hasChildren reports whether a visible layer names id as its parent.
+// Caller holds layers.lock and Store.mu.
+func (s *Store) hasChildren(id string) bool {
+	for _, l := range s.layers {
+		if l.Parent == id && !l.incomplete() {
+			return true
+		}
+	}
+	return false
+}
+
+// Get returns a copy of the layer with id, name or unique id prefix ref.
+// It fails with driver.ErrLayerUnknown or driver.ErrAmbiguous. Takes the
+// read lock of layers.lock.
+func (s *Store) Get(ref string) (*Layer, error) {
+	done, err := s.startReading()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	l, err := s.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	return l.clone(), nil
+}
+
+// List returns copies of every layer, in layers.json order. Takes the read
+// lock of layers.lock.
+func (s *Store) List() ([]Layer, error) {
+	done, err := s.startReading()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	out := make([]Layer, 0, len(s.layers))
+	for _, l := range s.layers {
+		if !l.incomplete() {
+			out = append(out, *l.clone())
+		}
+	}
+	return out, nil
+}
+
+// ByDigest returns copies of the layers whose compressed, uncompressed or
+// TOC digest is d (or whose Additional Layer Store promised d as their
+// uncompressed digest), in layers.json order. It fails with
+// driver.ErrInvalidArgument for a malformed digest and
+// driver.ErrLayerUnknown when no layer matches. Takes the read lock of
+// layers.lock.
+func (s *Store) ByDigest(d digest.Digest) ([]Layer, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("digest %q: %w: %v", d, driver.ErrInvalidArgument, err)
+	}
+	done, err := s.startReading()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	var out []Layer
+	for _, l := range s.layers {
+		if l.incomplete() {
+			continue
+		}
+		expected, _ := l.Flags[flagExpectedDiffID].(string)
+		if l.CompressedDigest == d || l.UncompressedDigest == d || l.TOCDigest == d ||
+			expected == d.String() {
+			out = append(out, *l.clone())
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("layer with digest %s: %w", d, driver.ErrLayerUnknown)
+	}
+	return out, nil
+}
+
+// SetNames replaces the names of layer ref. A name another layer holds
+// fails with driver.ErrNameInUse and changes nothing. Takes the write lock
+// of layers.lock.
+func (s *Store) SetNames(ref string, names []string) error {
+	names, err := cleanNames(names)
+	if err != nil {
+		return err
+	}
+	done, err := s.startWriting()
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	l, err := s.lookup(ref)
+	if err != nil {
+		return err
+	}
+	if err := s.checkNamesFree(l.ID, names); err != nil {
+		return err
+	}
+	old := l.Names
+	l.Names = names
+	if err := s.save(); err != nil {
+		l.Names = old
+		return fmt.Errorf("layer %s: %w", l.ID, err)
+	}
+	return nil
+}
+
+// checkNamesFree fails with driver.ErrNameInUse when a layer other than id
+// holds one of names. Caller holds layers.lock and Store.mu.
+func (s *Store) checkNamesFree(id string, names []string) error {
+	for _, name := range names {
+		if other, ok := s.byName[name]; ok && other.ID != id {
+			return fmt.Errorf("name %q belongs to layer %s: %w", name, other.ID, driver.ErrNameInUse)
+		}
+	}
+	return nil
+}
+
+// cleanNames drops duplicate names, keeping the first, and rejects empty
+// ones.
+func cleanNames(names []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range names {
+		if name == "" {
+			return nil, fmt.Errorf("empty layer name: %w", driver.ErrInvalidArgument)
+		}
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}

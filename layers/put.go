@@ -1,0 +1,349 @@
+package layers
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/stratafs/strata/driver"
+	"github.com/stratafs/strata/internal/compression"
+)
+
+// PutOptions describe the layer Put creates.
+type PutOptions struct {
+	// ID is the new layer's id; "" picks 64 random hex digits.
+	ID string
+	// Parent is the id, name or unique id prefix of the layer below; ""
+	// for none.
+	Parent string
+	// Names are extra names to find the layer by; none may be in use.
+	Names []string
+	// MountLabel is the SELinux label for mounts of the layer.
+	MountLabel string
+	// ExpectedUncompressedDigest and ExpectedCompressedDigest, when set,
+	// must match the digests of the diff as received and as applied.
+	ExpectedUncompressedDigest digest.Digest
+	ExpectedCompressedDigest   digest.Digest
+}
+
+// CreateOptions describe the empty layer Create makes.
+type CreateOptions struct {
+	// ID is the new layer's id; "" picks 64 random hex digits.
+	ID string
+	// Parent is the id, name or unique id prefix of the layer below.
+	Parent string
+	// Names are extra names to find the layer by; none may be in use.
+	Names []string
+	// MountLabel is the SELinux label for mounts of the layer.
+	MountLabel string
+	// ReadOnly makes an image layer, never mounted writable.
+	ReadOnly bool
+}
+
+// afterIncompleteSave, when set by a test, runs after the incomplete
+// record of a new layer was saved: a test stops the process there to
+// leave what a crash would.
+var afterIncompleteSave func(id string)
+
+// Put creates a read-only layer from diff, a layer tar that is plain or
+// compressed with gzip, zstd or bzip2 (detected by magic), in one pass:
+// both digests and sizes are computed, the tar-split record written and the
+// files applied while the stream is read once. When anything fails, or the
+// digests differ from the expected ones, the store is left as it was. Takes
+// the write lock of layers.lock for the whole import.
+func (s *Store) Put(opts PutOptions, diff io.Reader) (*Layer, error) {
+	if diff == nil {
+		return nil, fmt.Errorf("put layer: no diff: %w", driver.ErrInvalidArgument)
+	}
+	for _, d := range []digest.Digest{opts.ExpectedCompressedDigest, opts.ExpectedUncompressedDigest} {
+		if d == "" {
+			continue
+		}
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("put layer: expected digest %q: %w: %v", d, driver.ErrInvalidArgument, err)
+		}
+	}
+	names, err := cleanNames(opts.Names)
+	if err != nil {
+		return nil, err
+	}
+
+	done, err := s.startWriting()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	l, err := s.newRecord(opts.ID, opts.Parent, names, opts.MountLabel, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.drv.Create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
+		return nil, s.abandon(l, fmt.Errorf("layer %s: create: %w", l.ID, err))
+	}
+	if err := s.importDiff(l, diff, opts); err != nil {
+		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
+	}
+	l.setFlag(flagIncomplete, false)
+	if err := s.save(); err != nil {
+		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
+	}
+	s.log.Debug("layer created", "id", l.ID, "parent", l.Parent, "diff-digest", l.UncompressedDigest,
+		"diff-size", l.UncompressedSize, "compression", l.CompressionType)
+	return l.clone(), nil
+}
+
+// Create makes an empty layer: a writable one (a container's layer) unless
+// opts.ReadOnly. Takes the write lock of layers.lock.
+func (s *Store) Create(opts CreateOptions) (*Layer, error) {
+	names, err := cleanNames(opts.Names)
+	if err != nil {
+		return nil, err
+	}
+	done, err := s.startWriting()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	l, err := s.newRecord(opts.ID, opts.Parent, names, opts.MountLabel, opts.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	create := s.drv.CreateReadWrite
+	if opts.ReadOnly {
+		create = s.drv.Create
+	}
+	if err := create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
+		return nil, s.abandon(l, fmt.Errorf("layer %s: create: %w", l.ID, err))
+	}
+	l.setFlag(flagIncomplete, false)
+	if err := s.save(); err != nil {
+		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
+	}
+	s.log.Debug("layer created", "id", l.ID, "parent", l.Parent, "read-only", l.ReadOnly)
+	return l.clone(), nil
+}
+
+// newRecord checks the new layer's id, parent and names, then records it
+// flagged incomplete and saves, so a crash from here on leaves a record the
+// next open cleans up. Caller holds the write lock and Store.mu.
+func (s *Store) newRecord(id, parentRef string, names []string, mountLabel string, readOnly bool) (*Layer, error) {
+	if id == "" {
+		var err error
+		if id, err = s.randomID(); err != nil {
+			return nil, err
+		}
+	} else if err := driver.ValidateID(id); err != nil {
+		return nil, err
+	}
+	if _, ok := s.byID[id]; ok {
+		return nil, fmt.Errorf("layer %s: %w", id, driver.ErrLayerExists)
+	}
+	var parent string
+	if parentRef != "" {
+		p, err := s.lookup(parentRef)
+		if err != nil {
+			return nil, fmt.Errorf("parent of layer %s: %w", id, err)
+		}
+		parent = p.ID
+	}
+	if err := s.checkNamesFree(id, names); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", id, err)
+	}
+
+	l := &Layer{
+		ID:         id,
+		Names:      names,
+		Parent:     parent,
+		MountLabel: mountLabel,
+		Created:    time.Now().UTC(),
+		ReadOnly:   readOnly,
+	}
+	l.setFlag(flagIncomplete, true)
+	l.setFlag(flagReadOnly, readOnly)
+	s.layers = append(s.layers, l)
+	if err := s.save(); err != nil {
+		s.dropRecords(map[string]bool{id: true})
+		return nil, fmt.Errorf("layer %s: %w", id, err)
+	}
+	if afterIncompleteSave != nil {
+		afterIncompleteSave(id)
+	}
+	return l, nil
+}
+
+// randomID returns 64 random hex digits no layer uses. Caller holds
+// Store.mu.
+func (s *Store) randomID() (string, error) {
+	for {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("layer id: %w", err)
+		}
+		id := hex.EncodeToString(b[:])
+		if _, ok := s.byID[id]; !ok {
+			return id, nil
+		}
+	}
+}
+
+// abandon undoes a layer whose creation failed: its files, its tar-split
+// record and its record go, and the store is saved as it was before. It
+// returns cause, with any cleanup failure attached. Caller holds the write
+// lock and Store.mu.
+func (s *Store) abandon(l *Layer, cause error) error {
+	var errs []error
+	if err := s.drv.Remove(l.ID); err != nil {
+		errs = append(errs, fmt.Errorf("remove files: %w", err))
+	}
+	if err := removeIfExists(s.tarSplitPath(l.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		// The record stays flagged incomplete so the next open retries.
+		s.log.Warn("cannot clean up failed layer; the next read-write open retries",
+			"id", l.ID, "err", errors.Join(errs...))
+		return cause
+	}
+	s.dropRecords(map[string]bool{l.ID: true})
+	if err := s.save(); err != nil {
+		s.log.Warn("cannot save after dropping failed layer", "id", l.ID, "err", err)
+	}
+	return cause
+}
+
+// importDiff runs the one-pass pipeline:
+//
+//	diff -> count+hash (compressed) -> decompress -> count+hash+limit
+//	     -> tar-split recorder -> driver.ApplyDiff
+//
+// then drains every stage to EOF, so the digests cover all bytes received,
+// and fills l's digests, sizes, compression and owners. Caller holds the
+// write lock and Store.mu.
+func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
+	compressed := newMeter(opts.ExpectedCompressedDigest, 0)
+	buffered := bufio.NewReaderSize(io.TeeReader(diff, compressed), 64<<10)
+	decompressed, alg, err := compression.NewReader(buffered)
+	if err != nil {
+		return layerDataError(err)
+	}
+	defer decompressed.Close()
+
+	uncompressed := newMeter(opts.ExpectedUncompressedDigest, s.maxDiffSize)
+	tarStream := io.TeeReader(decompressed, uncompressed)
+
+	recorder, err := newTarSplitRecorder(s.tarSplitPath(l.ID), tarStream)
+	if err != nil {
+		return err
+	}
+	result, applyErr := s.drv.ApplyDiff(l.ID, driver.ApplyDiffOpts{Diff: recorder, Logger: s.log})
+	if applyErr == nil {
+		// The tar may end before the stream does (end blocks, padding,
+		// gzip members): read the rest so the digests cover it.
+		if _, err := io.Copy(io.Discard, recorder); err != nil {
+			applyErr = err
+		}
+	}
+	// A failure of the recorder (bad tar, bad compression, too big) is the
+	// root cause of the apply failure it leads to, so it wins.
+	if err := recorder.finish(applyErr); err != nil {
+		applyErr = err
+	}
+	if applyErr != nil {
+		return layerDataError(applyErr)
+	}
+	if _, err := io.Copy(io.Discard, buffered); err != nil {
+		return layerDataError(err)
+	}
+
+	if err := compressed.check("compressed"); err != nil {
+		return err
+	}
+	if err := uncompressed.check("uncompressed"); err != nil {
+		return err
+	}
+	l.CompressedDigest = compressed.digest()
+	l.CompressedSize = compressed.size
+	l.UncompressedDigest = uncompressed.digest()
+	l.UncompressedSize = uncompressed.size
+	l.CompressionType = Compression(alg)
+	l.UIDs = result.UIDs
+	l.GIDs = result.GIDs
+	return nil
+}
+
+// layerDataError marks a failure of the layer stream itself (bad
+// compression, bad tar, too big) as driver.ErrInvalidLayerData unless it
+// already matches a sentinel.
+func layerDataError(err error) error {
+	switch {
+	case errors.Is(err, driver.ErrInvalidLayerData), errors.Is(err, driver.ErrNotSupported),
+		errors.Is(err, driver.ErrInvalidArgument):
+		return err
+	case errors.Is(err, compression.ErrUnsupported):
+		return fmt.Errorf("%w (%w)", err, driver.ErrNotSupported)
+	case errors.Is(err, compression.ErrCorrupt), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, errTooBig), errors.Is(err, errTarSplit):
+		return fmt.Errorf("%w (%w)", err, driver.ErrInvalidLayerData)
+	}
+	return err
+}
+
+var errTooBig = errors.New("layer is larger than the store's limit")
+
+// meter counts and hashes the bytes written to it, and fails once more
+// than limit bytes arrive (limit 0: no limit). Besides the sha256 the store
+// records, it hashes with the expected digest's algorithm when that is
+// another one.
+type meter struct {
+	size     int64
+	limit    int64
+	sha256   digest.Digester
+	expected digest.Digest
+	other    hash.Hash // expected's algorithm when not sha256
+}
+
+func newMeter(expected digest.Digest, limit int64) *meter {
+	m := &meter{limit: limit, sha256: digest.SHA256.Digester(), expected: expected}
+	if expected != "" && expected.Algorithm() != digest.SHA256 {
+		m.other = expected.Algorithm().Hash()
+	}
+	return m
+}
+
+func (m *meter) Write(p []byte) (int, error) {
+	m.size += int64(len(p))
+	if m.limit > 0 && m.size > m.limit {
+		return 0, fmt.Errorf("%w (%d bytes)", errTooBig, m.limit)
+	}
+	m.sha256.Hash().Write(p)
+	if m.other != nil {
+		m.other.Write(p)
+	}
+	return len(p), nil
+}
+
+func (m *meter) digest() digest.Digest { return m.sha256.Digest() }
+
+// check compares the stream's digest with the expected one.
+func (m *meter) check(what string) error {
+	if m.expected == "" {
+		return nil
+	}
+	got := m.digest()
+	if m.other != nil {
+		got = digest.NewDigest(m.expected.Algorithm(), m.other)
+	}
+	if got != m.expected {
+		return fmt.Errorf("%s digest is %s, expected %s: %w", what, got, m.expected, driver.ErrInvalidLayerData)
+	}
+	return nil
+}
