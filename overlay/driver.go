@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -63,6 +64,12 @@ var _ driver.Driver = (*Driver)(nil)
 func New(home string, opts Options) (*Driver, error) {
 	if home == "" {
 		return nil, fmt.Errorf("overlay home is empty: %w", driver.ErrInvalidArgument)
+	}
+	// Mounts run with the home as working directory, so every path the
+	// driver builds must be absolute.
+	home, err := filepath.Abs(home)
+	if err != nil {
+		return nil, fmt.Errorf("overlay home: %w", err)
 	}
 	logger := opts.Logger
 	if logger == nil {

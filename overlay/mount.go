@@ -82,7 +82,12 @@ func (d *Driver) mountSpec(id string, opts driver.MountOpts) (mountSpec, error) 
 		lowers = append(lowers, path)
 	}
 
-	spec := mountSpec{target: d.mergedDir(id), label: opts.MountLabel}
+	spec := mountSpec{target: d.mergedDir(id)}
+	if d.feat.selinux {
+		// Without SELinux a context= option is an unknown option to the
+		// overlay; the label has nothing to do then.
+		spec.label = opts.MountLabel
+	}
 	if opts.ReadOnly {
 		own, err := d.mountPath(id)
 		if err != nil {

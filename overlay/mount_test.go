@@ -373,3 +373,22 @@ func TestMountErrors(t *testing.T) {
 	}
 	mustMounted(t, d, "S", false)
 }
+
+// A relative home is made absolute: mounts run in the home, where a
+// relative mount point would point elsewhere.
+func TestRelativeHome(t *testing.T) {
+	base := newTestDriver(t, Options{})
+	t.Chdir(filepath.Dir(base.home))
+	d := openTestDriver(t, filepath.Join("rel", "overlay"), Options{})
+	if !filepath.IsAbs(d.home) {
+		t.Fatalf("home %q is relative", d.home)
+	}
+	mustCreate(t, d, "A", "")
+	p, err := d.Mount("A", driver.MountOpts{ReadOnly: true, MountLabel: "system_u:object_r:container_file_t:s0:c1,c2"})
+	if err != nil {
+		t.Fatalf("Mount with a label (SELinux enabled: %v): %v", d.feat.selinux, err)
+	}
+	if _, ok := findMount(t, p); !ok || p != d.mergedDir("A") {
+		t.Errorf("mount at %s not found", p)
+	}
+}

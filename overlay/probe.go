@@ -19,6 +19,7 @@ type features struct {
 	newAPI    bool   // fsopen + fsconfig "lowerdir+" (Linux 6.8+)
 	metacopy  bool   // the overlay takes metacopy=on
 	dType     bool   // the backing filesystem fills in d_type
+	selinux   bool   // SELinux is enabled, so mount labels apply
 	backingFS string // name of the filesystem holding the home
 }
 
@@ -28,6 +29,9 @@ func (f features) mountAPIName() string {
 	}
 	return "mount(2)"
 }
+
+// selinuxEnforce exists when SELinux is enabled (selinuxfs is mounted).
+const selinuxEnforce = "/sys/fs/selinux/enforce"
 
 // metacopyParam exists when the overlay module knows the metacopy option.
 const metacopyParam = "/sys/module/overlay/parameters/metacopy"
@@ -43,6 +47,9 @@ func probe(home string, classic bool) (features, error) {
 		return f, fmt.Errorf("statfs %s: %w", home, err)
 	}
 	f.backingFS = fsName(st.Type)
+	if _, err := os.Stat(selinuxEnforce); err == nil {
+		f.selinux = true
+	}
 
 	dir, err := os.MkdirTemp(home, ".probe-")
 	if err != nil {
