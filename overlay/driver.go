@@ -88,6 +88,10 @@ func New(home string, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !feat.dType {
+		return nil, fmt.Errorf("overlay home %s: the backing filesystem (%s) does not report d_type, which overlayfs needs (xfs must be made with ftype=1): %w",
+			home, feat.backingFS, driver.ErrNotSupported)
+	}
 	d.feat = feat
 	logger.Debug("overlay driver opened", "home", home, "mountAPI", feat.mountAPIName(),
 		"metacopy", feat.metacopy, "backingFS", feat.backingFS)

@@ -392,3 +392,58 @@ func TestRelativeHome(t *testing.T) {
 		t.Errorf("mount at %s not found", p)
 	}
 }
+
+// A layer written by a program that writes only the lower file (no
+// lower-layers) mounts through its short links.
+func TestMountFromLowerFileOnly(t *testing.T) {
+	d := newTestDriver(t, Options{})
+	buildWhiteoutChain(t, d)
+	for _, id := range []string{"B", "C"} {
+		if err := os.Remove(d.lowerLayersFile(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := d.Mount("C", driver.MountOpts{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a/", "a/2", "b/", "b/y", "c", "keep/", "keep/stay"}
+	if got := listTree(t, p); !slices.Equal(got, want) {
+		t.Errorf("merged = %v, want %v", got, want)
+	}
+	// A child of such a layer still gets both files.
+	mustCreate(t, d, "D", "C")
+	if got := readString(t, d.lowerLayersFile("D")); got != "C:B:A" {
+		t.Errorf("D lower-layers = %q, want C:B:A", got)
+	}
+}
+
+// Goroutines sharing one driver keep the count straight: after as many
+// unmounts as mounts, the layer is not mounted.
+func TestMountConcurrent(t *testing.T) {
+	d := newTestDriver(t, Options{})
+	mustCreate(t, d, "A", "")
+	mustCreate(t, d, "B", "A")
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 20 {
+				if _, err := d.Mount("B", driver.MountOpts{ReadOnly: true}); err != nil {
+					errs <- err
+					return
+				}
+				if err := d.Unmount("B"); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustMounted(t, d, "B", false)
+}
