@@ -6,6 +6,7 @@
 package image
 
 import (
+	_ "crypto/sha256" // registers sha256 for go-digest
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +16,11 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 )
+
+// AnnotationTOCDigest is the layer annotation eStargz images carry with
+// the digest of the layer's table of contents; an Additional Layer Store
+// is asked for the layer by this digest.
+const AnnotationTOCDigest = "containerd.io/snapshot/stargz/toc.digest"
 
 // ErrInvalidImage is matched (errors.Is) by every error about a malformed
 // image: bad JSON, a missing blob, a digest or size that does not match.
@@ -42,6 +48,9 @@ type Layer struct {
 	// MediaType is the manifest's media type for the blob ("" for a
 	// docker-archive).
 	MediaType string
+	// Annotations are the manifest's annotations for the blob (such as
+	// eStargz's TOC digest); nil for a docker-archive.
+	Annotations map[string]string
 
 	path string // blob location inside the source
 }

@@ -153,7 +153,8 @@ func (img *Image) readOCILayout(ref string) error {
 			return err
 		}
 		img.Layers = append(img.Layers, Layer{
-			Digest: l.Digest, DiffID: diffIDs[i], Size: l.Size, MediaType: l.MediaType, path: p,
+			Digest: l.Digest, DiffID: diffIDs[i], Size: l.Size, MediaType: l.MediaType,
+			Annotations: l.Annotations, path: p,
 		})
 	}
 	return nil

@@ -1,0 +1,159 @@
+package layers
+
+import (
+	_ "crypto/sha256" // registers sha256 for go-digest
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/stratafs/strata/archive"
+	"github.com/stratafs/strata/driver"
+)
+
+// exportSource is what Diff, Changes and DiffSize need of a layer, copied
+// out of the records so the export itself runs without Store.mu.
+type exportSource struct {
+	layer    *Layer
+	diffDir  string   // the layer's own files, symlinks resolved
+	lowers   []string // parents' diff dirs, nearest first
+	tarSplit string   // tar-split record path, "" when there is none
+}
+
+// exportSourceOf looks up ref and the diff dirs of its chain. Takes the
+// read lock of layers.lock for the lookup only: a layer deleted while it
+// is being exported makes the export fail with a missing-file error.
+func (s *Store) exportSourceOf(ref string, withLowers bool) (*exportSource, error) {
+	done, err := s.startReading()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	l, err := s.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	src := &exportSource{layer: l.clone()}
+	if src.diffDir, err = s.resolvedDiffPath(l.ID); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(s.tarSplitPath(l.ID)); err == nil {
+		src.tarSplit = s.tarSplitPath(l.ID)
+	}
+	if !withLowers {
+		return src, nil
+	}
+	for parent := l.Parent; parent != ""; {
+		p, ok := s.byID[parent]
+		if !ok || p.incomplete() {
+			return nil, fmt.Errorf("layer %s: parent %s: %w", l.ID, parent, driver.ErrLayerUnknown)
+		}
+		dir, err := s.resolvedDiffPath(p.ID)
+		if err != nil {
+			return nil, err
+		}
+		src.lowers = append(src.lowers, dir)
+		parent = p.Parent
+	}
+	return src, nil
+}
+
+// resolvedDiffPath returns layer id's diff dir with symlinks resolved (an
+// Additional Layer Store layer's diff is a link into the store).
+func (s *Store) resolvedDiffPath(id string) (string, error) {
+	dir, err := s.drv.DiffPath(id)
+	if err != nil {
+		return "", fmt.Errorf("layer %s: %w", id, err)
+	}
+	resolved, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("layer %s: diff dir %s is missing: %w", id, dir, driver.ErrLayerUnknown)
+	}
+	if err != nil {
+		return "", fmt.Errorf("layer %s: %w", id, err)
+	}
+	return resolved, nil
+}
+
+// DiffSource tells how Diff produced a layer's tar.
+type DiffSource string
+
+// The ways Diff can produce a tar.
+const (
+	// DiffFromTarSplit: the exact bytes of the tar the layer was created
+	// from, reassembled from its tar-split record.
+	DiffFromTarSplit DiffSource = "tar-split"
+	// DiffFromDirectory: a tar made from the layer's diff dir, because
+	// the layer has no tar-split record or its files changed since.
+	DiffFromDirectory DiffSource = "directory"
+)
+
+// Diff writes the uncompressed tar of layer ref (id, name or unique id
+// prefix) to w and says how it was made.
+//
+// A layer created from a tar that kept its tar-split record is written
+// byte for byte as it was imported; its sha256 is the recorded diff
+// digest, which Diff checks. A read-only (image) layer is trusted to be
+// unchanged; for other layers the record is first checked against the
+// files in a dry run, and a layer changed through a mount is exported
+// from its diff dir instead (archive.Export: whiteouts as .wh. entries,
+// sorted, hardlinks kept).
+//
+// Takes the read lock of layers.lock only while looking the layer up.
+func (s *Store) Diff(ref string, w io.Writer) (DiffSource, error) {
+	src, err := s.exportSourceOf(ref, false)
+	if err != nil {
+		return "", err
+	}
+	id := src.layer.ID
+
+	useTarSplit := src.tarSplit != ""
+	if useTarSplit && !src.layer.flagSet(flagReadOnly) {
+		if err := s.reassemble(src, io.Discard); err != nil {
+			s.log.Debug("diff: tar-split record no longer matches the files; exporting the directory",
+				"layer", id, "err", err)
+			useTarSplit = false
+		}
+	}
+	if !useTarSplit {
+		if err := archive.Export(src.diffDir, w, archive.ExportOptions{Logger: s.log}); err != nil {
+			return "", fmt.Errorf("layer %s: %w", id, err)
+		}
+		return DiffFromDirectory, nil
+	}
+	if err := s.reassemble(src, w); err != nil {
+		return "", err
+	}
+	return DiffFromTarSplit, nil
+}
+
+// reassemble writes the tar-split reassembly of src to w and checks its
+// digest against the layer's recorded diff digest (when it has one).
+func (s *Store) reassemble(src *exportSource, w io.Writer) error {
+	id := src.layer.ID
+	f, err := os.Open(src.tarSplit)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	defer f.Close()
+
+	want := src.layer.UncompressedDigest
+	var digester digest.Digester
+	if want != "" && want.Validate() == nil {
+		digester = want.Algorithm().Digester()
+		w = io.MultiWriter(w, digester.Hash())
+	}
+	if err := archive.ExportTarSplit(src.diffDir, f, w); err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	if digester != nil && digester.Digest() != want {
+		return fmt.Errorf("layer %s: reassembled tar has digest %s, recorded diff digest is %s: %w",
+			id, digester.Digest(), want, driver.ErrInvalidLayerData)
+	}
+	return nil
+}
