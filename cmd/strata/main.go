@@ -52,6 +52,9 @@ var verbs = []verb{
 	rmVerb,
 	namesVerb,
 	statusVerb,
+	diffVerb,
+	changesVerb,
+	importImageVerb,
 }
 
 // globals holds what the options before the verb decided.
