@@ -61,6 +61,7 @@ var verbs = []verb{
 type globals struct {
 	root    string
 	runRoot string
+	als     stringList // --als: additional layer stores, "PATH" or "PATH:ref"
 	logger  *slog.Logger
 	stdin   io.Reader
 	stdout  io.Writer
@@ -89,6 +90,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&g.root, "root", "/var/lib/strata", "graph root `DIR`: layer contents and metadata")
 	fs.StringVar(&g.runRoot, "runroot", "/run/strata", "run root `DIR`: state that ends with a reboot (mount counts)")
 	debug := fs.Bool("debug", false, "log debug detail on stderr")
+	fs.Var(&g.als, "als", "take layers from additional layer store `PATH[:ref]` (repeatable)")
 	fs.Usage = func() {}
 
 	err := fs.Parse(args)

@@ -15,7 +15,10 @@ import (
 // layers this command mounted, and a mount made by "strata mount" must
 // outlive the command.
 func openStore(g *globals) (*layers.Store, error) {
-	drv, err := overlay.New(filepath.Join(g.root, "overlay"), overlay.Options{Logger: g.logger})
+	drv, err := overlay.New(filepath.Join(g.root, "overlay"), overlay.Options{
+		Logger:                g.logger,
+		AdditionalLayerStores: g.als,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open overlay driver in %s: %w", g.root, err)
 	}
