@@ -43,7 +43,7 @@ type runFunc func(g *globals, args []string) error
 
 // verbs lists the subcommands in the order "strata --help" shows them.
 var verbs = []verb{
-	importVerb,
+	withALSImport(importVerb),
 	createVerb,
 	layersVerb,
 	layerVerb,
@@ -52,6 +52,7 @@ var verbs = []verb{
 	rmVerb,
 	namesVerb,
 	statusVerb,
+	alsVerb,
 	diffVerb,
 	changesVerb,
 	importImageVerb,
