@@ -10,22 +10,22 @@ import (
 )
 
 // lookup finds a visible layer by id, then by name, then by unique id
-// prefix. Caller holds layers.lock and Store.mu. Layers flagged incomplete
-// are invisible: under the read lock they are another process's crash
-// leftovers, which only a writer removes.
+// prefix. Caller holds layers.lock and Store.mu. Layers flagged incomplete,
+// and the layers above them, are invisible: under the read lock they are a
+// crash's leftovers, which only a writer removes.
 func (s *Store) lookup(ref string) (*Layer, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("empty layer reference: %w", driver.ErrInvalidArgument)
 	}
-	if l, ok := s.byID[ref]; ok && !l.incomplete() {
+	if l, ok := s.byID[ref]; ok {
 		return l, nil
 	}
-	if l, ok := s.byName[ref]; ok && !l.incomplete() {
+	if l, ok := s.byName[ref]; ok {
 		return l, nil
 	}
 	var match *Layer
 	for _, l := range s.layers {
-		if l.incomplete() || !strings.HasPrefix(l.ID, ref) {
+		if s.hidden[l.ID] || !strings.HasPrefix(l.ID, ref) {
 			continue
 		}
 		if match != nil {
@@ -43,7 +43,7 @@ func (s *Store) lookup(ref string) (*Layer, error) {
 // Caller holds layers.lock and Store.mu.
 func (s *Store) hasChildren(id string) bool {
 	for _, l := range s.layers {
-		if l.Parent == id && !l.incomplete() {
+		if l.Parent == id && !s.hidden[l.ID] {
 			return true
 		}
 	}
@@ -78,7 +78,7 @@ func (s *Store) List() ([]Layer, error) {
 
 	out := make([]Layer, 0, len(s.layers))
 	for _, l := range s.layers {
-		if !l.incomplete() {
+		if !s.hidden[l.ID] {
 			out = append(out, *l.clone())
 		}
 	}
@@ -103,7 +103,7 @@ func (s *Store) ByDigest(d digest.Digest) ([]Layer, error) {
 
 	var out []Layer
 	for _, l := range s.layers {
-		if l.incomplete() {
+		if s.hidden[l.ID] {
 			continue
 		}
 		expected, _ := l.Flags[flagExpectedDiffID].(string)

@@ -119,8 +119,8 @@ func (s *Store) checkChain(l *Layer) error {
 		if cur.Parent == "" {
 			return nil
 		}
-		parent, ok := s.byID[cur.Parent]
-		if !ok || parent.incomplete() {
+		parent, ok := s.byID[cur.Parent] // hidden layers are not in byID
+		if !ok {
 			return fmt.Errorf("layer %s: layer %s below it is not known: %w", l.ID, cur.Parent, driver.ErrLayerUnknown)
 		}
 		cur = parent

@@ -144,7 +144,7 @@ func (s *Store) newRecord(id, parentRef string, names []string, mountLabel strin
 	} else if err := driver.ValidateID(id); err != nil {
 		return nil, err
 	}
-	if _, ok := s.byID[id]; ok {
+	if _, ok := s.byIDAll(id); ok {
 		return nil, fmt.Errorf("layer %s: %w", id, driver.ErrLayerExists)
 	}
 	var parent string
@@ -189,7 +189,7 @@ func (s *Store) randomID() (string, error) {
 			return "", fmt.Errorf("layer id: %w", err)
 		}
 		id := hex.EncodeToString(b[:])
-		if _, ok := s.byID[id]; !ok {
+		if _, ok := s.byIDAll(id); !ok {
 			return id, nil
 		}
 	}

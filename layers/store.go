@@ -76,6 +76,9 @@ type Store struct {
 	layers    []*Layer // layers.json order
 	byID      map[string]*Layer
 	byName    map[string]*Layer
+	// hidden holds the layers flagged incomplete and every layer above
+	// one: lookups do not see them.
+	hidden map[string]bool
 }
 
 // Open opens (creating when missing, unless read-only) the layer store
@@ -262,7 +265,11 @@ func (s *Store) load() error {
 func (s *Store) reindex() {
 	s.byID = make(map[string]*Layer, len(s.layers))
 	s.byName = make(map[string]*Layer)
+	s.hidden = s.interrupted()
 	for _, l := range s.layers {
+		if s.hidden[l.ID] {
+			continue
+		}
 		s.byID[l.ID] = l
 		for _, name := range l.Names {
 			if other, ok := s.byName[name]; ok {
@@ -322,37 +329,37 @@ func writeFileSynced(path string, data []byte, perm os.FileMode) error {
 // A layer whose files cannot be removed keeps its record (and flag) so a
 // later open tries again.
 func (s *Store) removeIncomplete() error {
-	doomed := map[string]int{} // id -> depth above the first incomplete layer
-	for _, l := range s.layers {
-		if l.incomplete() {
-			doomed[l.ID] = 0
-		}
-	}
+	doomed := s.interrupted()
 	if len(doomed) == 0 {
 		return nil
 	}
-	for grew := true; grew; {
-		grew = false
-		for _, l := range s.layers {
-			depth, parentDoomed := doomed[l.Parent]
-			if _, ok := doomed[l.ID]; !ok && l.Parent != "" && parentDoomed {
-				doomed[l.ID] = depth + 1
-				grew = true
-			}
+	// Children first: a layer's depth is one more than its parent's.
+	depth := map[string]int{}
+	var depthOf func(id string) int
+	depthOf = func(id string) int {
+		if d, ok := depth[id]; ok {
+			return d
 		}
+		depth[id] = 0 // guards against a parent cycle in a damaged file
+		if l, ok := s.byIDAll(id); ok && doomed[l.Parent] {
+			depth[id] = depthOf(l.Parent) + 1
+		}
+		return depth[id]
 	}
 	order := make([]string, 0, len(doomed))
 	for id := range doomed {
 		order = append(order, id)
 	}
-	sort.Slice(order, func(i, j int) bool { return doomed[order[i]] > doomed[order[j]] })
+	sort.Slice(order, func(i, j int) bool { return depthOf(order[i]) > depthOf(order[j]) })
 
 	removed := map[string]bool{}
 	for _, id := range order {
 		s.log.Debug("removing interrupted layer", "id", id)
 		if err := s.drv.Remove(id); err != nil {
-			s.log.Warn("cannot remove files of interrupted layer; will retry on next open", "id", id, "err", err)
-			s.byID[id].setFlag(flagIncomplete, true)
+			s.log.Warn("cannot remove files of interrupted layer; will retry on next change", "id", id, "err", err)
+			if l, ok := s.byIDAll(id); ok {
+				l.setFlag(flagIncomplete, true)
+			}
 			continue
 		}
 		if err := removeIfExists(s.tarSplitPath(id)); err != nil {
@@ -362,6 +369,37 @@ func (s *Store) removeIncomplete() error {
 	}
 	s.dropRecords(removed)
 	return s.save()
+}
+
+// interrupted returns the ids of the layers flagged incomplete and of every
+// layer above one of them. Caller holds Store.mu.
+func (s *Store) interrupted() map[string]bool {
+	set := map[string]bool{}
+	for _, l := range s.layers {
+		if l.incomplete() {
+			set[l.ID] = true
+		}
+	}
+	for grew := len(set) > 0; grew; {
+		grew = false
+		for _, l := range s.layers {
+			if !set[l.ID] && l.Parent != "" && set[l.Parent] {
+				set[l.ID] = true
+				grew = true
+			}
+		}
+	}
+	return set
+}
+
+// byIDAll finds a record by id, hidden or not. Caller holds Store.mu.
+func (s *Store) byIDAll(id string) (*Layer, bool) {
+	for _, l := range s.layers {
+		if l.ID == id {
+			return l, true
+		}
+	}
+	return nil, false
 }
 
 // dropRecords removes the records whose ids are in ids. Caller holds
