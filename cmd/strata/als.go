@@ -105,12 +105,7 @@ func withALSImport(v verb) verb {
 			used := false
 			var err error
 			if len(g.als) > 0 {
-				err = withStore(g, func(s *layers.Store) error {
-					a, err := s.LookupAdditionalLayer(digest.Digest(*dgst), *ref)
-					if err != nil {
-						return err
-					}
-					defer a.Release()
+				err = lookupALS(g, *ref, *dgst, func(_ *layers.Store, a *layers.AdditionalLayer) error {
 					l, err := a.PutAs("", parent, names)
 					if err != nil {
 						return err
