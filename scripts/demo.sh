@@ -110,7 +110,7 @@ echo "$top"
 layer_ids+=("$top")
 mnt=$(strata mount scratch)
 echo "$mnt"
-say "ls $mnt $mnt/etc"
+say "ls \$MNT \$MNT/etc"
 ls "$mnt" "$mnt/etc"
 
 step "Changing etc/services and deleting etc/rpc in the mounted tree"

@@ -45,12 +45,22 @@ func runImport(g *globals, path, parent string, names []string) error {
 		if err != nil {
 			return fmt.Errorf("import %s: %w", path, err)
 		}
-		fmt.Fprintf(g.stdout, "diff %s %s, compressed %s %s (%v)\n",
-			layer.UncompressedDigest, humanSize(layer.UncompressedSize),
-			layer.CompressedDigest, humanSize(layer.CompressedSize), layer.CompressionType)
-		fmt.Fprintln(g.stdout, layer.ID)
+		printImportSummary(g.stdout, layer)
 		return nil
 	})
+}
+
+// printImportSummary prints the digests and sizes of a new layer on one
+// line, then its id on the last line, where scripts take it from.
+func printImportSummary(w io.Writer, layer *layers.Layer) {
+	fmt.Fprintf(w, "diff %s %s", layer.UncompressedDigest, humanSize(layer.UncompressedSize))
+	if layer.CompressionType == layers.Compression(0) {
+		fmt.Fprintf(w, ", not compressed\n")
+	} else {
+		fmt.Fprintf(w, ", %v %s %s\n", layer.CompressionType, layer.CompressedDigest,
+			humanSize(layer.CompressedSize))
+	}
+	fmt.Fprintln(w, layer.ID)
 }
 
 var createVerb = verb{
