@@ -86,6 +86,9 @@ func (s *Store) liveCount(m *mountPoint) (int, error) {
 		return 0, nil
 	}
 	mounted, err := s.drv.Mounted(m.ID)
+	if errors.Is(err, driver.ErrLayerUnknown) {
+		mounted, err = false, nil // its files are gone, so is any mount
+	}
 	if err != nil {
 		return 0, fmt.Errorf("layer %s: %w", m.ID, err)
 	}
