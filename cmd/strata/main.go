@@ -199,11 +199,15 @@ func printVerbUsage(w io.Writer, v *verb) {
 	fmt.Fprintf(w, "\nExample:\n  %s\n", v.example)
 }
 
-// printDefaults lists flags with a double dash, the form the docs use.
+// printDefaults lists flags with a double dash, the form the docs use
+// (one dash for one-letter flags such as -o).
 func printDefaults(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
 		arg := "--" + f.Name
+		if len(f.Name) == 1 {
+			arg = "-" + f.Name
+		}
 		if name != "" {
 			arg += " " + name
 		}

@@ -36,8 +36,12 @@ func TestHelp(t *testing.T) {
 				fs := newFlags(v.name)
 				v.setup(fs)
 				for _, name := range flagNames(fs) {
-					if !strings.Contains(r.stdout, "--"+name) {
-						t.Errorf("stdout lacks flag --%s:\n%s", name, r.stdout)
+					dashed := "--" + name
+					if len(name) == 1 {
+						dashed = "-" + name
+					}
+					if !strings.Contains(r.stdout, "  "+dashed+" ") {
+						t.Errorf("stdout lacks flag %s:\n%s", dashed, r.stdout)
 					}
 				}
 			})
