@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -192,6 +193,13 @@ func TestRemoveAndMountCounts(t *testing.T) {
 	msg := c.fails(nil, "rm", "l2")
 	if !strings.Contains(msg, "children") || !strings.Contains(msg, l2) {
 		t.Errorf("rm of a parent: %q, want it to say children and name %s", msg, l2)
+	}
+
+	imported := strings.TrimSpace(c.ok("mount", "l3"))
+	err := os.WriteFile(filepath.Join(imported, "new"), nil, 0o644)
+	c.ok("unmount", "l3")
+	if !errors.Is(err, unix.EROFS) {
+		t.Errorf("writing into a mounted imported layer: %v, want EROFS", err)
 	}
 
 	top := lastLine(c.ok("create", "--parent", l3))

@@ -17,7 +17,7 @@ var mountVerb = verb{
 	setup: func(fs *flag.FlagSet) runFunc {
 		var opts stringList
 		fs.Var(&opts, "opt", "mount option `O`, such as nodev or volatile (repeatable)")
-		readOnly := fs.Bool("read-only", false, "mount without an upper directory")
+		readOnly := fs.Bool("read-only", false, "mount without an upper directory (imported layers always are)")
 
 		return func(g *globals, args []string) error {
 			return withStore(g, func(s *layers.Store) error {
