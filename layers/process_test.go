@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/stratafs/strata/driver"
 )
@@ -32,6 +37,8 @@ func TestStoreHelperProcess(t *testing.T) {
 		err = fmt.Errorf("Put returned %v instead of crashing", err)
 	case "unmount":
 		_, err = s.Unmount(id, false)
+	case "churn":
+		err = churn(s, os.Getenv("CHURN_SECONDS"), os.Getenv("CHURN_TAG"))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -147,4 +154,110 @@ func TestMountCountsTwoProcessesC28(t *testing.T) {
 	if drv.mountMode("L") != "" {
 		t.Error("C28 L still mounted")
 	}
+}
+
+// TestNoDeadlockC29: two processes with 4 goroutines each create, apply,
+// mount, unmount and delete layers while others list, delete leaves and
+// look up by digest. The whole run must finish under a 2-minute watchdog.
+// STRATA_C29_SECONDS sets the run time (default 5; the case asks for 60).
+func TestNoDeadlockC29(t *testing.T) {
+	s, _ := fakeStore(t)
+	mustPut(t, s, PutOptions{ID: "base"})
+	seconds := os.Getenv("STRATA_C29_SECONDS")
+	if seconds == "" {
+		seconds = "5"
+	}
+	child := make(chan int, 1)
+	go func() { child <- inChild(t, s, "churn", "CHURN_SECONDS="+seconds, "CHURN_TAG=p2") }()
+
+	done := make(chan error, 1)
+	go func() { done <- churn(s, seconds, "p1") }()
+	watchdog := time.After(2 * time.Minute)
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("C29 first process: %v", err)
+			}
+		case code := <-child:
+			if code != 0 {
+				t.Errorf("C29 second process exit %d", code)
+			}
+		case <-watchdog:
+			t.Fatal("C29: deadlock, the run did not finish in 2 minutes")
+		}
+	}
+}
+
+// churn runs the C29 workload for the given seconds: goroutines 0 and 1
+// create+apply+mount+unmount+delete, 2 and 3 list, delete a leaf and look
+// up by digest.
+func churn(s *Store, seconds, tag string) error {
+	n, _ := strconv.Atoi(seconds)
+	stop := time.Now().Add(time.Duration(n) * time.Second)
+	base, err := s.Get("base")
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				var err error
+				if g < 2 {
+					err = churnWriter(s, fmt.Sprintf("%s-%d-%d", tag, g, i))
+				} else {
+					err = churnReader(s, base.UncompressedDigest)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func churnWriter(s *Store, id string) error {
+	if _, err := s.Put(PutOptions{ID: id, Parent: "base"}, sampleTar().Reader()); err != nil {
+		return err
+	}
+	if _, err := s.Mount(id, MountOptions{}); err != nil && !errors.Is(err, driver.ErrLayerUnknown) {
+		return err
+	}
+	if _, err := s.Unmount(id, false); err != nil &&
+		!errors.Is(err, driver.ErrLayerUnknown) && !errors.Is(err, driver.ErrLayerNotMounted) {
+		return err
+	}
+	if err := s.Delete(id); err != nil && !errors.Is(err, driver.ErrLayerUnknown) {
+		return err
+	}
+	return nil
+}
+
+// churnReader deletes some leaf that is not mounted (a reader of the other
+// process may have taken it first) besides reading.
+func churnReader(s *Store, d digest.Digest) error {
+	list, err := s.List()
+	if err != nil {
+		return err
+	}
+	if len(list) > 1 {
+		leaf := list[len(list)-1].ID
+		err := s.Delete(leaf)
+		if err != nil && !errors.Is(err, driver.ErrLayerUnknown) && !errors.Is(err, driver.ErrLayerMounted) &&
+			!errors.Is(err, driver.ErrLayerHasChildren) {
+			return err
+		}
+	}
+	if _, err := s.ByDigest(d); err != nil {
+		return err
+	}
+	return nil
 }

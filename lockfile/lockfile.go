@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -193,12 +194,19 @@ func (l *LockFile) tryError(err error) error {
 }
 
 // fcntl sets a whole-file POSIX record lock of type typ, retrying when a
-// signal interrupts a blocking wait.
+// signal interrupts a blocking wait. The kernel's deadlock detection works
+// per process and can report EDEADLK for a wait that is not a deadlock
+// when threads of two processes wait on several files; the wait is retried
+// after a pause.
 func (l *LockFile) fcntl(cmd int, typ int16) error {
 	lk := unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
 	for {
 		err := unix.FcntlFlock(l.file.Fd(), cmd, &lk)
-		if !errors.Is(err, unix.EINTR) {
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EDEADLK) && cmd == unix.F_SETLKW:
+			time.Sleep(10 * time.Millisecond)
+		default:
 			return err
 		}
 	}
