@@ -55,6 +55,7 @@ type applier struct {
 	uids      map[uint32]struct{}
 	gids      map[uint32]struct{}
 	buf       []byte
+	stream    *streamReader
 }
 
 // maxOpenDirs bounds the parent cache so that a layer with many

@@ -60,10 +60,13 @@ func Apply(root string, r io.Reader, opts Options) (Result, error) {
 	}
 	defer a.close()
 
-	tr := tar.NewReader(r)
+	a.stream = &streamReader{r: r}
+	tr := tar.NewReader(a.stream)
 	last := ""
 	for {
+		a.stream.startRecording()
 		hdr, err := tr.Next()
+		a.stream.stopRecording()
 		if err == io.EOF {
 			break
 		}

@@ -87,8 +87,7 @@ func (a *applier) dir(hdr *tar.Header, name, dir, base string) error {
 	return nil
 }
 
-// file writes a regular file. Sparse entries stay sparse: archive/tar's
-// WriteTo seeks over holes when it writes to a seeker.
+// file writes a regular file. Sparse entries stay sparse (writeSparse).
 func (a *applier) file(tr *tar.Reader, hdr *tar.Header, name, dir, base string) error {
 	pd, err := a.parent(dir)
 	if err != nil {
@@ -137,6 +136,10 @@ const copyBufSize = 1 << 20
 func (a *applier) writeData(fd int, tr *tar.Reader, hdr *tar.Header) error {
 	w := fdWriter{fd: fd}
 	if isSparse(hdr) {
+		if frags, stored, ok := a.stream.sparseLayout(hdr); ok {
+			return a.writeSparse(fd, hdr, frags, stored)
+		}
+		// Old GNU sparse headers: holes arrive as zeros and are written.
 		if _, err := io.Copy(&w, tr); err != nil {
 			return dataErr(err)
 		}
