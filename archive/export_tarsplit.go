@@ -8,8 +8,9 @@ import (
 	"strings"
 
 	"github.com/vbatts/tar-split/tar/asm"
-	"github.com/vbatts/tar-split/tar/storage"
 	"golang.org/x/sys/unix"
+
+	"github.com/stratafs/strata/internal/tarsplit"
 )
 
 // ExportTarSplit writes to w the exact bytes of the layer tar that was
@@ -34,7 +35,7 @@ func ExportTarSplit(dir string, tarSplit io.Reader, w io.Writer) error {
 	defer root.Close()
 
 	getter := diffDirGetter{root: root}
-	if err := asm.WriteOutputTarStream(getter, storage.NewJSONUnpacker(zr), w); err != nil {
+	if err := asm.WriteOutputTarStream(getter, tarsplit.NewUnpacker(zr), w); err != nil {
 		return fmt.Errorf("reassembling layer tar from %s: %w", dir, err)
 	}
 	return nil

@@ -22,6 +22,8 @@ import (
 
 	"github.com/stratafs/strata/driver"
 	"github.com/stratafs/strata/testutil"
+
+	"github.com/stratafs/strata/internal/tarsplit"
 )
 
 // fakeStore opens a store with a fakeDriver below fresh temp roots.
@@ -98,7 +100,7 @@ func checkTarSplit(t *testing.T, s *Store, id string, want []byte) {
 			t.Fatal(err)
 		}
 	}
-	out := asm.NewOutputTarStream(getter, storage.NewJSONUnpacker(gz))
+	out := asm.NewOutputTarStream(getter, tarsplit.NewUnpacker(gz))
 	got, err := io.ReadAll(out)
 	out.Close()
 	if err != nil {

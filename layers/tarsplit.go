@@ -8,7 +8,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/vbatts/tar-split/tar/asm"
-	"github.com/vbatts/tar-split/tar/storage"
+
+	"github.com/stratafs/strata/internal/tarsplit"
 )
 
 // errTarSplit marks a failure to parse the layer tar while recording its
@@ -20,9 +21,8 @@ var errTarSplit = errors.New("layer tar")
 // to R/overlay-layers/<id>.tar-split.gz: the file containers/storage reads
 // to export a layer byte for byte.
 //
-// tar-split refuses a tar that names the same path twice (its unpacker
-// could not rebuild it), so such a layer fails here even where the apply
-// rules would accept a repeated directory.
+// The record is written by internal/tarsplit, which (unlike tar-split's own
+// packer) accepts a repeated directory entry as the apply rules do.
 type tarSplitRecorder struct {
 	path   string
 	file   *os.File
@@ -37,7 +37,7 @@ func newTarSplitRecorder(path string, tarStream io.Reader) (*tarSplitRecorder, e
 		return nil, fmt.Errorf("tar-split: %w", err)
 	}
 	gz := gzip.NewWriter(f)
-	stream, done, err := asm.NewInputTarStreamWithDone(tarStream, storage.NewJSONPacker(gz), nil)
+	stream, done, err := asm.NewInputTarStreamWithDone(tarStream, tarsplit.NewPacker(gz), nil)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("tar-split: %w", err)
