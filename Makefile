@@ -8,7 +8,7 @@ BIN       := bin/strata
 # Additional Layer Stores, e2fsprogs builds scratch filesystems.
 DEPS_PKGS := binutils xz-utils zstd bzip2 fuse3 e2fsprogs util-linux
 
-.PHONY: all build demo test deps clean
+.PHONY: all build demo test deps clean bench
 
 all: build
 
@@ -25,6 +25,11 @@ test: deps
 		echo "gofmt needed on:" >&2; echo "$$unformatted" >&2; exit 1; \
 	fi
 	$(GO) test -count=1 ./...
+
+# Times strata against containers-storage and GNU tar (see BENCHMARKS.md);
+# inputs are prepared once into .cache/bench. Needs root.
+bench: deps
+	scripts/bench.sh
 
 # Installs the packages above that are missing; apt-get update runs only
 # when something is missing. Without root it only says what is missing.
