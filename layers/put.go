@@ -253,8 +253,12 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 		}
 	}
 	// A failure of the recorder (bad tar, bad compression, too big) is the
-	// root cause of the apply failure it leads to, so it wins.
+	// root cause of the apply failure it leads to, so it wins; the apply
+	// error is kept in the message since it names the entry.
 	if err := recorder.finish(applyErr); err != nil {
+		if applyErr != nil {
+			err = fmt.Errorf("%w (while applying: %v)", err, applyErr)
+		}
 		applyErr = err
 	}
 	if applyErr != nil {
