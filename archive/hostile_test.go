@@ -161,6 +161,13 @@ func openHostileStore(t *testing.T, maxDiff int64) (*layers.Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// One layer in and out, so that layers.json exists before the cases.
+	if _, err := s.Create(layers.CreateOptions{ID: strings.Repeat("f", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(strings.Repeat("f", 64)); err != nil {
+		t.Fatal(err)
+	}
 	return s, victim
 }
 
@@ -172,13 +179,6 @@ func TestHostilePut(t *testing.T) {
 	s, victim := openHostileStore(t, 0)
 	graph := s.GraphRoot()
 	before := testutil.Snapshot(t, victim)
-	// One layer in and out, so that layers.json exists before the cases.
-	if _, err := s.Create(layers.CreateOptions{ID: strings.Repeat("f", 64)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(strings.Repeat("f", 64)); err != nil {
-		t.Fatal(err)
-	}
 
 	for i, c := range hostile.Corpus(victim) {
 		t.Run(c.Name, func(t *testing.T) {
