@@ -223,7 +223,8 @@ func (s *Store) abandon(l *Layer, cause error) error {
 // importDiff runs the one-pass pipeline:
 //
 //	diff -> count+hash (compressed) -> decompress -> count+hash+limit
-//	     -> tar-split recorder -> driver.ApplyDiff
+//	     -> fanout -> driver.ApplyDiff     (this goroutine)
+//	               -> tar-split recorder   (a goroutine of its own)
 //
 // then drains every stage to EOF, so the digests cover all bytes received,
 // and fills l's digests, sizes, compression and owners. Caller holds the
@@ -238,30 +239,40 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 	defer decompressed.Close()
 
 	uncompressed := newMeter(opts.ExpectedUncompressedDigest, s.maxDiffSize)
-	tarStream := io.TeeReader(decompressed, uncompressed)
-
-	recorder, err := newTarSplitRecorder(s.tarSplitPath(l.ID), tarStream)
+	fan := newFanout(io.TeeReader(decompressed, uncompressed))
+	recorder, err := newTarSplitRecorder(s.tarSplitPath(l.ID), fan.split)
 	if err != nil {
 		return err
 	}
-	result, applyErr := s.drv.ApplyDiff(l.ID, driver.ApplyDiffOpts{Diff: recorder, Logger: s.log})
-	if applyErr == nil {
-		// The tar may end before the stream does (end blocks, padding,
-		// gzip members): read the rest so the digests cover it.
-		if _, err := io.Copy(io.Discard, recorder); err != nil {
-			applyErr = err
-		}
-	}
-	// A failure of the recorder (bad tar, bad compression, too big) is the
-	// root cause of the apply failure it leads to, so it wins; the apply
-	// error is kept in the message since it names the entry.
-	if err := recorder.finish(applyErr); err != nil {
-		if applyErr != nil {
-			err = fmt.Errorf("%w (while applying: %v)", err, applyErr)
-		}
-		applyErr = err
-	}
+	fan.start()
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		// The recorder reads to the stream's end, or stops at its own
+		// failure (which finish reports); the rest is let go by.
+		io.Copy(io.Discard, recorder)
+		fan.split.drain()
+	}()
+
+	result, applyErr := s.drv.ApplyDiff(l.ID, driver.ApplyDiffOpts{Diff: fan.apply, Logger: s.log})
 	if applyErr != nil {
+		fan.stop()
+	}
+	// The tar may end before the stream does (end blocks, padding, gzip
+	// members): the rest is read so the digests cover it.
+	streamErr := fan.apply.drain()
+	<-recorded
+	recordErr := recorder.finish(applyErr)
+
+	// A failure of the stream (bad compression, too big) or of the
+	// recorder (bad tar) is the root cause of the apply failure it leads
+	// to, so it wins.
+	switch {
+	case streamErr != nil && streamErr != io.ErrClosedPipe:
+		return layerDataError(streamErr)
+	case recordErr != nil:
+		return layerDataError(recordErr)
+	case applyErr != nil:
 		return layerDataError(applyErr)
 	}
 	if _, err := io.Copy(io.Discard, buffered); err != nil {
