@@ -1,0 +1,41 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/stratafs/strata/layers"
+)
+
+// errInconsistent makes "strata check" exit 1 when it found problems it
+// did not repair.
+var errInconsistent = errors.New("store is inconsistent (run strata check --repair)")
+
+var checkVerb = verb{
+	name: "check",
+	args: "[--repair]",
+	summary: "Report (with --repair: fix) what a crash or a hand edit left: records without files, " +
+		"files without records, stale or leaked mounts",
+	example: "strata check --repair",
+	minArgs: 0,
+	maxArgs: 0,
+	setup: func(fs *flag.FlagSet) runFunc {
+		repair := fs.Bool("repair", false, "fix what is found")
+		return func(g *globals, _ []string) error {
+			return withStore(g, func(s *layers.Store) error {
+				problems, err := s.Check(*repair)
+				for _, p := range problems {
+					fmt.Fprintln(g.stdout, p)
+				}
+				if err != nil {
+					return err
+				}
+				if len(problems) > 0 && !*repair {
+					return errInconsistent
+				}
+				return nil
+			})
+		}
+	},
+}
