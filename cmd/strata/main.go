@@ -56,6 +56,7 @@ var verbs = []verb{
 	diffVerb,
 	changesVerb,
 	importImageVerb,
+	checkVerb,
 }
 
 // globals holds what the options before the verb decided.
