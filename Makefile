@@ -5,8 +5,9 @@ GO        ?= go
 BIN       := bin/strata
 # Debian packages the tests and the demo use: ar (binutils) and xz unpack
 # .deb files, zstd and bzip2 make compressed layers, fuse3 serves test
-# Additional Layer Stores, e2fsprogs builds scratch filesystems.
-DEPS_PKGS := binutils xz-utils zstd bzip2 fuse3 e2fsprogs util-linux
+# Additional Layer Stores, e2fsprogs builds scratch filesystems, debootstrap
+# builds the Debian rootfs the interop tests import (internal/rootfs).
+DEPS_PKGS := binutils xz-utils zstd bzip2 fuse3 e2fsprogs util-linux debootstrap
 
 .PHONY: all build demo test deps clean bench
 
