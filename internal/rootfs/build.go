@@ -42,7 +42,7 @@ func build(ctx context.Context, cacheDir, entry string, log *slog.Logger) error 
 
 	start := time.Now()
 	log.Info("debootstrap: building the Debian rootfs (first run on this machine, takes minutes)",
-		"suite", Suite, "variant", Variant, "include", Include, "mirror", Mirror, "dir", target)
+		"suite", Suite, "variant", Variant, "include", Include, "mirror", mirror(), "dir", target)
 	if err := debootstrap(ctx, target, log); err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func preflight(ctx context.Context) error {
 	}
 
 	// The Release file of the suite is small and proves the mirror answers.
-	url := Mirror + "/dists/" + Suite + "/Release"
+	url := mirror() + "/dists/" + Suite + "/Release"
 	reqCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodHead, url, nil)
@@ -135,7 +135,7 @@ func removeStale(entry string, log *slog.Logger) error {
 // namespace, logging its output line by line.
 func debootstrap(ctx context.Context, target string, log *slog.Logger) error {
 	cmd := exec.CommandContext(ctx, "unshare", "-m", "--propagation", "private",
-		"debootstrap", "--variant="+Variant, "--include="+Include, Suite, target, Mirror)
+		"debootstrap", "--variant="+Variant, "--include="+Include, Suite, target, mirror())
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
 	// Its own process group, so that cancelling stops debootstrap's
 	// children (dpkg, wget) and not only unshare.

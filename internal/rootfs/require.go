@@ -35,8 +35,10 @@ func Require(t testing.TB) Set {
 	switch {
 	case errors.Is(err, ErrUnavailable) && os.Getenv(CIEnv) != "true":
 		t.Skipf("%v (with %s=true this fails instead)", err, CIEnv)
+	case errors.Is(err, ErrUnavailable):
+		t.Fatalf("%v (%s=true: CI must build the rootfs)", err, CIEnv)
 	case err != nil:
-		t.Fatalf("debian rootfs: %v", err)
+		t.Fatalf("building the debian rootfs: %v", err)
 	}
 	return set
 }

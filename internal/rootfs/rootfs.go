@@ -25,7 +25,8 @@ import (
 )
 
 // Suite, Variant, Include and Mirror say what is built. Mirror is the URI
-// the machine's apt sources use (/etc/apt/sources.list.d/debian.sources).
+// the machine's apt sources use (/etc/apt/sources.list.d/debian.sources);
+// $STRATA_DEBIAN_MIRROR replaces it (a local mirror or apt cache).
 const (
 	Suite   = "bookworm"
 	Variant = "minbase"
@@ -50,6 +51,17 @@ const (
 // missing, or the mirror unreachable. Callers that may skip do so on it;
 // any other error is a real failure.
 var ErrUnavailable = errors.New("debian rootfs unavailable")
+
+// MirrorEnv names the environment variable that overrides Mirror.
+const MirrorEnv = "STRATA_DEBIAN_MIRROR"
+
+// mirror is the Debian mirror a build uses.
+func mirror() string {
+	if m := os.Getenv(MirrorEnv); m != "" {
+		return strings.TrimSuffix(m, "/")
+	}
+	return Mirror
+}
 
 // CacheEnv names the environment variable that overrides the cache root.
 const CacheEnv = "STRATA_TEST_CACHE"
