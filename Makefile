@@ -9,7 +9,7 @@ BIN       := bin/strata
 # builds the Debian rootfs the interop tests import (internal/rootfs).
 DEPS_PKGS := binutils xz-utils zstd bzip2 fuse3 e2fsprogs util-linux debootstrap
 
-.PHONY: all build demo test deps clean bench
+.PHONY: all build demo test deps clean stress fuzz bench
 
 all: build
 
@@ -31,6 +31,20 @@ test: deps
 # inputs are prepared once into .cache/bench. Needs root.
 bench: deps
 	scripts/bench.sh
+
+# Long robustness runs: 1,000 SIGKILLs of a process using the store, and a
+# million files streamed into one layer. CI runs the short forms in "test".
+stress:
+	STRATA_STRESS_KILLS=1000 STRATA_STRESS_ENTRIES=1000000 $(GO) test -count=1 -timeout 60m \
+		-run 'TestCrash$$|TestConcurrency$$|TestHostileManyEntries$$' -v ./layers/ ./archive/
+
+# Each fuzz target for 20 seconds (go test takes one -fuzz target at a time).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./archive/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadLayersJSON$$' -fuzztime $(FUZZTIME) ./layers/
+	$(GO) test -run '^$$' -fuzz '^FuzzALSInfo$$' -fuzztime $(FUZZTIME) ./layers/
+	$(GO) test -run '^$$' -fuzz '^FuzzLowerChain$$' -fuzztime $(FUZZTIME) ./overlay/
 
 # Installs the packages above that are missing; apt-get update runs only
 # when something is missing. Without root it only says what is missing.
