@@ -264,11 +264,14 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 	<-recorded
 	recordErr := recorder.finish(applyErr)
 
-	// A failure of the stream (bad compression, too big) or of the
-	// recorder (bad tar) is the root cause of the apply failure it leads
-	// to, so it wins.
+	// An applier's error that blames the layer data names the entry (and
+	// wraps a stream failure that caused it): it wins. Otherwise a failure
+	// of the stream (bad compression, too big) or of the recorder (a tar
+	// it cannot parse) explains what went wrong better than the driver.
 	switch {
-	case streamErr != nil && streamErr != io.ErrClosedPipe:
+	case applyErr != nil && errors.Is(applyErr, driver.ErrInvalidLayerData):
+		return applyErr
+	case streamErr != nil && streamErr != io.ErrClosedPipe: // not our own stop
 		return layerDataError(streamErr)
 	case recordErr != nil:
 		return layerDataError(recordErr)
