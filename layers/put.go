@@ -239,6 +239,12 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 	defer decompressed.Close()
 
 	uncompressed := newMeter(opts.ExpectedUncompressedDigest, s.maxDiffSize)
+	// A plain tar is its own compressed form: hashing it once is enough.
+	sameBytes := alg == compression.None &&
+		(opts.ExpectedCompressedDigest == "" || opts.ExpectedCompressedDigest.Algorithm() == digest.SHA256)
+	if sameBytes {
+		compressed.countOnly = true
+	}
 	fan := newFanout(io.TeeReader(decompressed, uncompressed))
 	recorder, err := newTarSplitRecorder(s.tarSplitPath(l.ID), fan.split)
 	if err != nil {
@@ -282,6 +288,9 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 		return layerDataError(err)
 	}
 
+	if sameBytes {
+		compressed.sha256 = uncompressed.sha256
+	}
 	if err := compressed.check("compressed"); err != nil {
 		return err
 	}
@@ -322,11 +331,12 @@ var errTooBig = errors.New("layer is larger than the store's limit")
 // records, it hashes with the expected digest's algorithm when that is
 // another one.
 type meter struct {
-	size     int64
-	limit    int64
-	sha256   digest.Digester
-	expected digest.Digest
-	other    hash.Hash // expected's algorithm when not sha256
+	size      int64
+	limit     int64
+	countOnly bool // counts without hashing (the digest comes from elsewhere)
+	sha256    digest.Digester
+	expected  digest.Digest
+	other     hash.Hash // expected's algorithm when not sha256
 }
 
 func newMeter(expected digest.Digest, limit int64) *meter {
@@ -341,6 +351,9 @@ func (m *meter) Write(p []byte) (int, error) {
 	m.size += int64(len(p))
 	if m.limit > 0 && m.size > m.limit {
 		return 0, fmt.Errorf("%w (%d bytes)", errTooBig, m.limit)
+	}
+	if m.countOnly {
+		return len(p), nil
 	}
 	m.sha256.Hash().Write(p)
 	if m.other != nil {
