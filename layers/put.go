@@ -274,13 +274,21 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 	// wraps a stream failure that caused it): it wins. Otherwise a failure
 	// of the stream (bad compression, too big) or of the recorder (a tar
 	// it cannot parse) explains what went wrong better than the driver.
+	// The apply error is kept in the message of the others: it names the
+	// entry.
+	withApply := func(err error) error {
+		if applyErr != nil {
+			return fmt.Errorf("%w (while applying: %v)", err, applyErr)
+		}
+		return err
+	}
 	switch {
 	case applyErr != nil && errors.Is(applyErr, driver.ErrInvalidLayerData):
 		return applyErr
 	case streamErr != nil && streamErr != io.ErrClosedPipe: // not our own stop
-		return layerDataError(streamErr)
+		return layerDataError(withApply(streamErr))
 	case recordErr != nil:
-		return layerDataError(recordErr)
+		return layerDataError(withApply(recordErr))
 	case applyErr != nil:
 		return layerDataError(applyErr)
 	}
