@@ -50,9 +50,12 @@ func (s *Store) hasChildren(id string) bool {
 	return false
 }
 
-// Get returns a copy of the layer with id, name or unique id prefix ref.
-// It fails with driver.ErrLayerUnknown or driver.ErrAmbiguous. Takes the
-// read lock of layers.lock.
+// Get returns a copy of the layer ref names. ref is looked up in this
+// order: an exact layer id, then an exact name, then a unique prefix of a
+// layer id (names can equal neither an id nor, for a new layer, the other
+// way round, so the first two never compete). It fails with
+// driver.ErrLayerUnknown or driver.ErrAmbiguous. Takes the read lock of
+// layers.lock.
 func (s *Store) Get(ref string) (*Layer, error) {
 	done, err := s.startReading()
 	if err != nil {
@@ -148,25 +151,39 @@ func (s *Store) SetNames(ref string, names []string) error {
 	return nil
 }
 
+// MaxNameLength is the longest layer name, in bytes.
+const MaxNameLength = 256
+
 // checkNamesFree fails with driver.ErrNameInUse when a layer other than id
-// holds one of names. Caller holds layers.lock and Store.mu.
+// holds one of names, or when a name is the id of a layer (id's own
+// included). For a new layer (id not recorded yet) it also fails when id
+// is another layer's name. Caller holds layers.lock and Store.mu.
 func (s *Store) checkNamesFree(id string, names []string) error {
+	if _, recorded := s.byIDAll(id); !recorded {
+		if other, ok := s.byName[id]; ok {
+			return fmt.Errorf("id %s is a name of layer %s: %w", id, other.ID, driver.ErrNameInUse)
+		}
+	}
 	for _, name := range names {
 		if other, ok := s.byName[name]; ok && other.ID != id {
 			return fmt.Errorf("name %q belongs to layer %s: %w", name, other.ID, driver.ErrNameInUse)
+		}
+		if _, ok := s.byIDAll(name); ok || name == id {
+			return fmt.Errorf("name %q is a layer id: %w", name, driver.ErrNameInUse)
 		}
 	}
 	return nil
 }
 
-// cleanNames drops duplicate names, keeping the first, and rejects empty
-// ones.
+// cleanNames checks each name with validName and drops duplicates,
+// keeping the first. Put, Create, SetNames and PutAdditionalLayer all
+// pass their names through it.
 func cleanNames(names []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for _, name := range names {
-		if name == "" {
-			return nil, fmt.Errorf("empty layer name: %w", driver.ErrInvalidArgument)
+		if err := validName(name); err != nil {
+			return nil, err
 		}
 		if !seen[name] {
 			seen[name] = true
@@ -174,4 +191,25 @@ func cleanNames(names []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// validName fails with driver.ErrInvalidArgument for a name that is empty,
+// longer than MaxNameLength bytes, holds a control character (which would
+// break a listing) or starts with '-' (which reads as a command-line
+// flag).
+func validName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty layer name: %w", driver.ErrInvalidArgument)
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("layer name %.40q... is %d bytes, more than %d: %w", name, len(name), MaxNameLength, driver.ErrInvalidArgument)
+	case strings.HasPrefix(name, "-"):
+		return fmt.Errorf("layer name %q starts with '-': %w", name, driver.ErrInvalidArgument)
+	}
+	for _, c := range []byte(name) {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("layer name %q holds a control character: %w", name, driver.ErrInvalidArgument)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package layers
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -306,7 +307,12 @@ func TestOverlayENOSPCC25(t *testing.T) {
 	}
 	filler.Close()
 
-	err = s.SetNames("a", []string{strings.Repeat("n", 16<<10)})
+	// 64 names of 256 bytes: more than the few bytes left.
+	var names []string
+	for i := range 64 {
+		names = append(names, fmt.Sprintf("%03d%s", i, strings.Repeat("n", MaxNameLength-3)))
+	}
+	err = s.SetNames("a", names)
 	if !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("C25 SetNames on a full disk = %v, want ENOSPC", err)
 	}
