@@ -43,6 +43,7 @@ type dirTime struct {
 type applier struct {
 	log        *slog.Logger
 	root       dirInfo
+	rootSet    bool // a "./" entry was applied
 	umask      uint32
 	euid, egid uint32
 

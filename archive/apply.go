@@ -26,6 +26,10 @@ type Result struct {
 	// UIDs and GIDs are the distinct owners of the paths Apply created,
 	// sorted.
 	UIDs, GIDs []uint32
+	// RootSet tells that the tar had an entry for the layer root ("./"),
+	// which set the root's mode and owner; without one the root keeps what
+	// the caller gave it.
+	RootSet bool
 }
 
 // EntryError is an error while applying one tar entry. Err wraps
@@ -221,5 +225,5 @@ func (a *applier) result() Result {
 		slices.Sort(ids)
 		return ids
 	}
-	return Result{UIDs: collect(a.uids), GIDs: collect(a.gids)}
+	return Result{UIDs: collect(a.uids), GIDs: collect(a.gids), RootSet: a.rootSet}
 }

@@ -25,6 +25,7 @@ func (a *applier) rootDir(hdr *tar.Header) error {
 		return err
 	}
 	a.root.sgid, a.root.gid = perm(hdr)&unix.S_ISGID != 0, uint32(hdr.Gid)
+	a.rootSet = true
 	a.dirs[""] = a.root
 	a.addOwner(uint32(hdr.Uid), uint32(hdr.Gid))
 	a.deferTimes("", hdr)

@@ -63,6 +63,42 @@ type Driver interface {
 	Cleanup() error
 }
 
+// StagingDriver is met by drivers that can apply a layer tar before the
+// layer exists: into a staging area, with no lock of the layer store held,
+// so that several layers apply at once; the store later commits the staged
+// files as a layer under its lock. Each layer is applied on its own (a
+// symlink only in a lower layer is not followed), so staging needs no
+// parent.
+type StagingDriver interface {
+	Driver
+
+	// Stage makes an empty staging area. It stays, locked against the
+	// cleanup of other processes, until Commit or Discard.
+	Stage() (Staged, error)
+}
+
+// Staged is one staging area of a StagingDriver. It is used by one
+// goroutine at a time.
+type Staged interface {
+	// ScratchDir is a directory of the staging area where the caller may
+	// keep files of its own while it applies; they go with the area.
+	ScratchDir() string
+
+	// ApplyDiff applies an uncompressed layer tar to the staged files,
+	// as Driver.ApplyDiff does for a layer. It is called once.
+	ApplyDiff(opts ApplyDiffOpts) (ApplyResult, error)
+
+	// Commit makes the staged files layer id on top of parent, as Create
+	// followed by ApplyDiff would have: a layer root the tar gave no entry
+	// takes the parent's root mode and owner. The staging area is gone
+	// afterwards; on failure no layer directory is left.
+	Commit(id, parent string, opts *CreateOpts) error
+
+	// Discard removes what is left of the staging area. It may be called
+	// more than once, and after Commit.
+	Discard() error
+}
+
 // AdditionalLayerStoreDriver is met by drivers that can take layers from an
 // Additional Layer Store (see DESIGN.md, "Additional Layer Store").
 type AdditionalLayerStoreDriver interface {
