@@ -56,8 +56,15 @@ var afterIncompleteSave func(id string)
 // compressed with gzip, zstd or bzip2 (detected by magic), in one pass:
 // both digests and sizes are computed, the tar-split record written and the
 // files applied while the stream is read once. When anything fails, or the
-// digests differ from the expected ones, the store is left as it was. Takes
-// the write lock of layers.lock for the whole import.
+// digests differ from the expected ones, the store is left as it was.
+//
+// With a driver that can stage (driver.StagingDriver, as overlay does) the
+// diff is applied into a staging area with no lock held, so Puts from
+// several goroutines or processes apply at once; the write lock of
+// layers.lock is taken only to check the id, parent and names again, record
+// the layer and move the staged files into place (see Stage and
+// PutStaged). With other drivers Put holds the write lock for the whole
+// import.
 func (s *Store) Put(opts PutOptions, diff io.Reader) (*Layer, error) {
 	if diff == nil {
 		return nil, fmt.Errorf("put layer: no diff: %w", driver.ErrInvalidArgument)
@@ -75,6 +82,16 @@ func (s *Store) Put(opts PutOptions, diff io.Reader) (*Layer, error) {
 		return nil, err
 	}
 
+	if _, ok := s.drv.(driver.StagingDriver); ok {
+		return s.putStaged(opts, names, diff)
+	}
+	return s.putLocked(opts, names, diff)
+}
+
+// putLocked is Put for a driver that cannot stage: the layer is created
+// and applied in place, under the write lock of layers.lock for the whole
+// import.
+func (s *Store) putLocked(opts PutOptions, names []string, diff io.Reader) (*Layer, error) {
 	done, err := s.startWriting()
 	if err != nil {
 		return nil, err
@@ -88,9 +105,12 @@ func (s *Store) Put(opts PutOptions, diff io.Reader) (*Layer, error) {
 	if err := s.drv.Create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
 		return nil, s.abandon(l, fmt.Errorf("layer %s: create: %w", l.ID, err))
 	}
-	if err := s.importDiff(l, diff, opts); err != nil {
+	apply := func(o driver.ApplyDiffOpts) (driver.ApplyResult, error) { return s.drv.ApplyDiff(l.ID, o) }
+	info, err := s.importDiff(diff, opts, s.tarSplitPath(l.ID), apply)
+	if err != nil {
 		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
 	}
+	info.fill(l)
 	l.setFlag(flagIncomplete, false)
 	if err := s.save(); err != nil {
 		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
@@ -220,21 +240,45 @@ func (s *Store) abandon(l *Layer, cause error) error {
 	return cause
 }
 
+// applyFunc applies an uncompressed layer tar: driver.Driver.ApplyDiff for
+// a layer, or driver.Staged.ApplyDiff for a staging area.
+type applyFunc func(driver.ApplyDiffOpts) (driver.ApplyResult, error)
+
+// diffInfo is what importDiff learnt about a layer's diff.
+type diffInfo struct {
+	compressedDigest, uncompressedDigest digest.Digest
+	compressedSize, uncompressedSize     int64
+	compression                          Compression
+	uids, gids                           []uint32
+}
+
+// fill copies the digests, sizes, compression and owners into l.
+func (d diffInfo) fill(l *Layer) {
+	l.CompressedDigest = d.compressedDigest
+	l.CompressedSize = d.compressedSize
+	l.UncompressedDigest = d.uncompressedDigest
+	l.UncompressedSize = d.uncompressedSize
+	l.CompressionType = d.compression
+	l.UIDs = d.uids
+	l.GIDs = d.gids
+}
+
 // importDiff runs the one-pass pipeline:
 //
 //	diff -> count+hash (compressed) -> decompress -> count+hash+limit
-//	     -> fanout -> driver.ApplyDiff     (this goroutine)
-//	               -> tar-split recorder   (a goroutine of its own)
+//	     -> fanout -> apply                (this goroutine)
+//	               -> tar-split recorder   (a goroutine of its own, to tarSplitPath)
 //
 // then drains every stage to EOF, so the digests cover all bytes received,
-// and fills l's digests, sizes, compression and owners. Caller holds the
-// write lock and Store.mu.
-func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
+// and checks the expected digests. It touches no record, so it needs no
+// lock of the store.
+func (s *Store) importDiff(diff io.Reader, opts PutOptions, tarSplitPath string, apply applyFunc) (diffInfo, error) {
+	var info diffInfo
 	compressed := newMeter(opts.ExpectedCompressedDigest, 0)
 	buffered := bufio.NewReaderSize(io.TeeReader(diff, compressed), 64<<10)
 	decompressed, alg, err := compression.NewReader(buffered)
 	if err != nil {
-		return layerDataError(err)
+		return info, layerDataError(err)
 	}
 	defer decompressed.Close()
 
@@ -246,9 +290,9 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 		compressed.countOnly = true
 	}
 	fan := newFanout(io.TeeReader(decompressed, uncompressed))
-	recorder, err := newTarSplitRecorder(s.tarSplitPath(l.ID), fan.split)
+	recorder, err := newTarSplitRecorder(tarSplitPath, fan.split)
 	if err != nil {
-		return err
+		return info, err
 	}
 	fan.start()
 	recorded := make(chan struct{})
@@ -260,7 +304,7 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 		fan.split.drain()
 	}()
 
-	result, applyErr := s.drv.ApplyDiff(l.ID, driver.ApplyDiffOpts{Diff: fan.apply, Logger: s.log})
+	result, applyErr := apply(driver.ApplyDiffOpts{Diff: fan.apply, Logger: s.log})
 	if applyErr != nil {
 		fan.stop()
 	}
@@ -284,35 +328,36 @@ func (s *Store) importDiff(l *Layer, diff io.Reader, opts PutOptions) error {
 	}
 	switch {
 	case applyErr != nil && errors.Is(applyErr, driver.ErrInvalidLayerData):
-		return applyErr
+		return info, applyErr
 	case streamErr != nil && streamErr != io.ErrClosedPipe: // not our own stop
-		return layerDataError(withApply(streamErr))
+		return info, layerDataError(withApply(streamErr))
 	case recordErr != nil:
-		return layerDataError(withApply(recordErr))
+		return info, layerDataError(withApply(recordErr))
 	case applyErr != nil:
-		return layerDataError(applyErr)
+		return info, layerDataError(applyErr)
 	}
 	if _, err := io.Copy(io.Discard, buffered); err != nil {
-		return layerDataError(err)
+		return info, layerDataError(err)
 	}
 
 	if sameBytes {
 		compressed.sha256 = uncompressed.sha256
 	}
 	if err := compressed.check("compressed"); err != nil {
-		return err
+		return info, err
 	}
 	if err := uncompressed.check("uncompressed"); err != nil {
-		return err
+		return info, err
 	}
-	l.CompressedDigest = compressed.digest()
-	l.CompressedSize = compressed.size
-	l.UncompressedDigest = uncompressed.digest()
-	l.UncompressedSize = uncompressed.size
-	l.CompressionType = Compression(alg)
-	l.UIDs = result.UIDs
-	l.GIDs = result.GIDs
-	return nil
+	return diffInfo{
+		compressedDigest:   compressed.digest(),
+		compressedSize:     compressed.size,
+		uncompressedDigest: uncompressed.digest(),
+		uncompressedSize:   uncompressed.size,
+		compression:        Compression(alg),
+		uids:               result.UIDs,
+		gids:               result.GIDs,
+	}, nil
 }
 
 // layerDataError marks a failure of the layer stream itself (bad
