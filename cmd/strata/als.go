@@ -43,12 +43,14 @@ var alsVerb = verb{
 }
 
 // lookupALS finds layer dgst for ref in the configured stores and passes it
-// to fn, releasing it afterwards.
-func lookupALS(g *globals, ref, dgst string, fn func(*layers.Store, *layers.AdditionalLayer) error) error {
+// to fn, releasing it afterwards. open is withStore, or withExistingStore
+// when fn only reads.
+func lookupALS(g *globals, open func(*globals, func(*layers.Store) error) error, ref, dgst string,
+	fn func(*layers.Store, *layers.AdditionalLayer) error) error {
 	if len(g.als) == 0 {
 		return &usageError{msg: "no additional layer store given: use --als PATH[:ref] before the verb"}
 	}
-	return withStore(g, func(s *layers.Store) error {
+	return open(g, func(s *layers.Store) error {
 		a, err := s.LookupAdditionalLayer(digest.Digest(dgst), ref)
 		if err != nil {
 			return err
@@ -60,7 +62,7 @@ func lookupALS(g *globals, ref, dgst string, fn func(*layers.Store, *layers.Addi
 
 // runALSLookup prints the info record of layer dgst for ref.
 func runALSLookup(g *globals, ref, dgst string) error {
-	return lookupALS(g, ref, dgst, func(_ *layers.Store, a *layers.AdditionalLayer) error {
+	return lookupALS(g, withExistingStore, ref, dgst, func(_ *layers.Store, a *layers.AdditionalLayer) error {
 		fmt.Fprintf(g.stdout, "%s\n", a.InfoJSON())
 		return nil
 	})
@@ -68,7 +70,7 @@ func runALSLookup(g *globals, ref, dgst string) error {
 
 // runALSPut creates a layer from layer dgst for ref and prints its id.
 func runALSPut(g *globals, ref, dgst, parent string, names []string) error {
-	return lookupALS(g, ref, dgst, func(_ *layers.Store, a *layers.AdditionalLayer) error {
+	return lookupALS(g, withStore, ref, dgst, func(_ *layers.Store, a *layers.AdditionalLayer) error {
 		l, err := a.PutAs("", parent, names)
 		if err != nil {
 			return err
@@ -105,7 +107,7 @@ func withALSImport(v verb) verb {
 			used := false
 			var err error
 			if len(g.als) > 0 {
-				err = lookupALS(g, *ref, *dgst, func(_ *layers.Store, a *layers.AdditionalLayer) error {
+				err = lookupALS(g, withStore, *ref, *dgst, func(_ *layers.Store, a *layers.AdditionalLayer) error {
 					l, err := a.PutAs("", parent, names)
 					if err != nil {
 						return err

@@ -39,6 +39,12 @@ func TestALSVerbs(t *testing.T) {
 	if len(mid) != 64 {
 		t.Fatalf("als put printed id %q", mid)
 	}
+	// The test store does not know the layer's size.
+	for _, args := range [][]string{{"layers"}, {"layer", "mid"}} {
+		if out := c.ok(args...); strings.Contains(out, "-1 B") || strings.Contains(out, "-1 (") || !strings.Contains(out, "unknown") {
+			t.Errorf("%v does not show the unknown size as such:\n%s", args, out)
+		}
+	}
 
 	// The store offers otherTOC: FILE (not even a tar here) is not read.
 	junk := filepath.Join(t.TempDir(), "junk")

@@ -16,7 +16,7 @@ var changesVerb = verb{
 	maxArgs: 1,
 	setup: func(fs *flag.FlagSet) runFunc {
 		return func(g *globals, args []string) error {
-			return withStore(g, func(s *layers.Store) error {
+			return withExistingStore(g, func(s *layers.Store) error {
 				changes, err := s.Changes(args[0])
 				if err != nil {
 					return err

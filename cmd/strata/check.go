@@ -23,7 +23,11 @@ var checkVerb = verb{
 	setup: func(fs *flag.FlagSet) runFunc {
 		repair := fs.Bool("repair", false, "fix what is found")
 		return func(g *globals, _ []string) error {
-			return withStore(g, func(s *layers.Store) error {
+			open := withExistingStore // only reading: a missing store is an error
+			if *repair {
+				open = withStore
+			}
+			return open(g, func(s *layers.Store) error {
 				problems, err := s.Check(*repair)
 				for _, p := range problems {
 					fmt.Fprintln(g.stdout, p)

@@ -2,9 +2,12 @@ package main
 
 import (
 	"compress/gzip"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -36,22 +39,33 @@ var diffVerb = verb{
 }
 
 // runDiff exports layer ref to output ("" or "-" for standard output).
-// A failed export leaves no partial output file behind.
+// The tar goes to a temporary file next to output that replaces output
+// only once the export succeeded: on any failure output is left as it was
+// and the temporary file is removed.
 func runDiff(g *globals, ref, output, compress string) (err error) {
 	w := g.stdout
 	if output != "" && output != "-" {
-		tmp, err := os.CreateTemp(filepath.Dir(output), ".strata-diff-*")
-		if err != nil {
-			return err
+		if fi, serr := os.Stat(output); serr == nil && fi.IsDir() {
+			return fmt.Errorf("diff -o %s: is a directory", output)
+		}
+		tmp, cerr := createOutputTemp(output)
+		if cerr != nil {
+			return fmt.Errorf("diff -o %s: %w", output, cerr)
 		}
 		defer func() {
-			if err != nil {
+			if err == nil {
+				err = tmp.Close()
+				if err == nil {
+					err = os.Rename(tmp.Name(), output)
+				}
+				if err != nil {
+					err = fmt.Errorf("diff -o %s: %w", output, err)
+				}
+			} else {
 				tmp.Close()
-				os.Remove(tmp.Name())
-				return
 			}
-			if err = tmp.Close(); err == nil {
-				err = os.Rename(tmp.Name(), output)
+			if err != nil {
+				os.Remove(tmp.Name())
 			}
 		}()
 		w = tmp
@@ -62,9 +76,9 @@ func runDiff(g *globals, ref, output, compress string) (err error) {
 	case "gzip":
 		zw = gzip.NewWriter(w)
 	case "zstd":
-		enc, err := zstd.NewWriter(w)
-		if err != nil {
-			return err
+		enc, zerr := zstd.NewWriter(w)
+		if zerr != nil {
+			return zerr
 		}
 		zw = enc
 	}
@@ -73,7 +87,7 @@ func runDiff(g *globals, ref, output, compress string) (err error) {
 		tarOut = zw
 	}
 
-	return withStore(g, func(s *layers.Store) error {
+	return withExistingStore(g, func(s *layers.Store) error {
 		source, err := s.Diff(ref, tarOut)
 		if err != nil {
 			return err
@@ -86,4 +100,21 @@ func runDiff(g *globals, ref, output, compress string) (err error) {
 		g.logger.Debug("diff written", "layer", ref, "source", string(source))
 		return nil
 	})
+}
+
+// createOutputTemp creates an empty temporary file in the directory of
+// output. Unlike os.CreateTemp it asks for mode 0666, so the file that
+// replaces output gets the umask's mode as any file a shell creates.
+func createOutputTemp(output string) (*os.File, error) {
+	dir, base := filepath.Split(output)
+	if dir == "" {
+		dir = "."
+	}
+	for {
+		name := filepath.Join(dir, fmt.Sprintf(".%s.strata-%d", base, rand.Uint32()))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
 }

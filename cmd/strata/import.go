@@ -11,7 +11,7 @@ import (
 
 var importVerb = verb{
 	name:    "import",
-	args:    "[--parent L] [--name N]... FILE|-",
+	args:    "[--parent L] [--name N]... [--max-size SIZE] FILE|-",
 	summary: "Import a layer tar (plain, gzip, zstd or bzip2) from FILE or standard input",
 	example: "strata import --parent base --name app app-layer.tar.gz",
 	minArgs: 1,
@@ -20,8 +20,10 @@ var importVerb = verb{
 		parent := fs.String("parent", "", "put the new layer on layer `L`")
 		var names stringList
 		fs.Var(&names, "name", "give the new layer name `N` (repeatable)")
+		maxSize := maxSizeFlag(fs)
 
 		return func(g *globals, args []string) error {
+			g.maxDiffSize = *maxSize
 			return runImport(g, args[0], *parent, names)
 		}
 	},
@@ -53,7 +55,7 @@ func runImport(g *globals, path, parent string, names []string) error {
 // printImportSummary prints the digests and sizes of a new layer on one
 // line, then its id on the last line, where scripts take it from.
 func printImportSummary(w io.Writer, layer *layers.Layer) {
-	fmt.Fprintf(w, "diff %s %s", layer.UncompressedDigest, humanSize(layer.UncompressedSize))
+	fmt.Fprintf(w, "diff %s %s", layer.UncompressedDigest, sizeOrUnknown(layer.UncompressedSize))
 	if layer.CompressionType == layers.Compression(0) {
 		fmt.Fprintf(w, ", not compressed\n")
 	} else {
@@ -91,6 +93,15 @@ var createVerb = verb{
 			})
 		}
 	},
+}
+
+// sizeOrUnknown is humanSize, or "unknown" for the -1 of a layer whose
+// size is not known (one from an additional layer store).
+func sizeOrUnknown(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return humanSize(n)
 }
 
 // humanSize formats a byte count with a binary unit.

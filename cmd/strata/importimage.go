@@ -20,15 +20,17 @@ import (
 
 var importImageVerb = verb{
 	name:    "import-image",
-	args:    "[--name N] SOURCE",
+	args:    "[--name N] [--max-size SIZE] SOURCE",
 	summary: "Import every layer of an image (OCI layout dir, oci-archive or docker-archive tar)",
 	example: "strata import-image --name app:1 docker-archive:app.tar",
 	minArgs: 1,
 	maxArgs: 1,
 	setup: func(fs *flag.FlagSet) runFunc {
 		name := fs.String("name", "", "name the top layer `N` (default: the image's reference)")
+		maxSize := maxSizeFlag(fs)
 
 		return func(g *globals, args []string) error {
+			g.maxDiffSize = *maxSize
 			return runImportImage(g, args[0], *name)
 		}
 	},

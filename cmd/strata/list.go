@@ -23,7 +23,7 @@ var layersVerb = verb{
 		asJSON := fs.Bool("json", false, "print the layer records as a JSON array")
 
 		return func(g *globals, _ []string) error {
-			return withStore(g, func(s *layers.Store) error {
+			return withExistingStore(g, func(s *layers.Store) error {
 				list, err := s.List()
 				if err != nil {
 					return err
@@ -46,7 +46,7 @@ func writeLayerTable(w io.Writer, list []layers.Layer) error {
 	fmt.Fprintln(tw, "ID\tNAMES\tPARENT\tSIZE\tCREATED")
 	for _, l := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortID(l.ID), orDash(strings.Join(l.Names, ",")),
-			orDash(shortID(l.Parent)), humanSize(l.UncompressedSize), formatTime(l.Created))
+			orDash(shortID(l.Parent)), sizeOrUnknown(l.UncompressedSize), formatTime(l.Created))
 	}
 	return tw.Flush()
 }
@@ -62,7 +62,7 @@ var layerVerb = verb{
 		asJSON := fs.Bool("json", false, "print the layer record as JSON")
 
 		return func(g *globals, args []string) error {
-			return withStore(g, func(s *layers.Store) error {
+			return withExistingStore(g, func(s *layers.Store) error {
 				l, err := s.Get(args[0])
 				if err != nil {
 					return err
@@ -91,9 +91,9 @@ func writeLayerDetails(w io.Writer, l *layers.Layer, mounts int) error {
 	row("Created", formatTime(l.Created))
 	row("Read-only", l.ReadOnly)
 	row("Diff digest", orDash(string(l.UncompressedDigest)))
-	row("Diff size", fmt.Sprintf("%d (%s)", l.UncompressedSize, humanSize(l.UncompressedSize)))
+	row("Diff size", exactSize(l.UncompressedSize))
 	row("Compressed digest", orDash(string(l.CompressedDigest)))
-	row("Compressed size", fmt.Sprintf("%d (%s)", l.CompressedSize, humanSize(l.CompressedSize)))
+	row("Compressed size", exactSize(l.CompressedSize))
 	row("Compression", l.CompressionType)
 	if l.TOCDigest != "" {
 		row("TOC digest", l.TOCDigest)
@@ -105,6 +105,14 @@ func writeLayerDetails(w io.Writer, l *layers.Layer, mounts int) error {
 	}
 	row("Mounts", mounts)
 	return tw.Flush()
+}
+
+// exactSize is "BYTES (HUMAN)", or "unknown" for a negative size.
+func exactSize(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%d (%s)", n, humanSize(n))
 }
 
 func writeJSON(w io.Writer, v any) error {

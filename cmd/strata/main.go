@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	strata [--root DIR] [--runroot DIR] [--debug] VERB [ARGS...]
+//	strata [--root DIR] [--runroot DIR] [--als PATH[:ref]]... [--debug] VERB [ARGS...]
 //
 // Run "strata --help" for the verbs and "strata VERB --help" for one verb.
 package main
@@ -15,6 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -68,6 +70,10 @@ type globals struct {
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
+
+	// maxDiffSize is a verb's --max-size: the cap on the uncompressed
+	// bytes of one layer put in the store (0: the store's default).
+	maxDiffSize int64
 }
 
 // usageError is a command line that could not be understood; main prints
@@ -111,6 +117,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	for _, dir := range []*string{&g.root, &g.runRoot} {
+		abs, err := filepath.Abs(*dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return exitFailure
+		}
+		*dir = abs
+	}
+
 	level := slog.LevelWarn
 	if *debug {
 		level = slog.LevelDebug
@@ -131,6 +146,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	verbFS := newFlags(v.name)
 	runVerb := v.setup(verbFS)
 	positional, err := parseArgs(verbFS, fs.Args()[1:], v.minArgs, v.maxArgs)
+	if err == nil {
+		err = rejectEmptyValues(verbFS)
+	}
 	if err == nil {
 		err = runVerb(g, positional)
 	}
@@ -177,12 +195,16 @@ func findVerb(name string) *verb {
 }
 
 func printToolUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: strata [--root DIR] [--runroot DIR] [--debug] VERB [ARGS...]\n\n")
+	fmt.Fprintf(w, "Usage: strata [--root DIR] [--runroot DIR] [--als PATH[:ref]]... [--debug] VERB [ARGS...]\n\n")
 	fmt.Fprintf(w, "Stores container image layers on overlayfs.\n\nOptions:\n")
 	printDefaults(w, fs)
 	fmt.Fprintf(w, "\nVerbs:\n")
+	width := 0
 	for _, v := range verbs {
-		fmt.Fprintf(w, "  %-8s %s\n", v.name, v.summary)
+		width = max(width, len(v.name))
+	}
+	for _, v := range verbs {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, v.name, v.summary)
 	}
 	fmt.Fprintf(w, "\nL names a layer by id, name or unique id prefix.\n")
 	fmt.Fprintf(w, "Run \"strata VERB --help\" for the options of one verb.\n")
@@ -275,6 +297,34 @@ func argsWanted(min, max int) string {
 	default:
 		return fmt.Sprintf("%d to %d arguments", min, max)
 	}
+}
+
+// emptyValueErrors names the flags whose value, when given, must not be
+// empty, and what the value is: an empty one (an unset shell variable, say)
+// would otherwise quietly mean "no parent" or "no name".
+var emptyValueErrors = map[string]string{
+	"parent": "--parent: empty layer reference",
+	"name":   "--name: empty name",
+}
+
+// rejectEmptyValues returns a usage error when a flag of emptyValueErrors
+// was given an empty value.
+func rejectEmptyValues(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		msg, ok := emptyValueErrors[f.Name]
+		if !ok || err != nil {
+			return
+		}
+		empty := f.Value.String() == ""
+		if l, isList := f.Value.(*stringList); isList {
+			empty = slices.Contains(*l, "")
+		}
+		if empty {
+			err = &usageError{msg: msg}
+		}
+	})
+	return err
 }
 
 // stringList is a repeatable string flag.

@@ -17,7 +17,7 @@ var statusVerb = verb{
 	maxArgs: 0,
 	setup: func(*flag.FlagSet) runFunc {
 		return func(g *globals, _ []string) error {
-			return withStore(g, func(s *layers.Store) error {
+			return withExistingStore(g, func(s *layers.Store) error {
 				list, err := s.List()
 				if err != nil {
 					return err

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/stratafs/strata/layers"
@@ -23,10 +26,11 @@ func openStore(g *globals) (*layers.Store, error) {
 		return nil, fmt.Errorf("open overlay driver in %s: %w", g.root, err)
 	}
 	store, err := layers.Open(layers.Options{
-		GraphRoot: g.root,
-		RunRoot:   g.runRoot,
-		Driver:    drv,
-		Logger:    g.logger,
+		GraphRoot:   g.root,
+		RunRoot:     g.runRoot,
+		Driver:      drv,
+		Logger:      g.logger,
+		MaxDiffSize: g.maxDiffSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open layer store in %s: %w", g.root, err)
@@ -44,6 +48,28 @@ func withStore(g *globals, fn func(*layers.Store) error) error {
 	err = fn(store)
 	if cerr := store.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close layer store: %w", cerr)
+	}
+	return err
+}
+
+// withExistingStore is withStore for the verbs that only read: a store
+// that is not there (a mistyped --root) is an error, not a new empty
+// store, and nothing is created.
+func withExistingStore(g *globals, fn func(*layers.Store) error) error {
+	if err := requireStore(g); err != nil {
+		return err
+	}
+	return withStore(g, fn)
+}
+
+// requireStore fails unless a layer store exists at the global root: one
+// that has a layers.json (written by the first verb that changes the
+// store).
+func requireStore(g *globals) error {
+	path := filepath.Join(g.root, "overlay-layers", "layers.json")
+	_, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no store at %s (%s does not exist)", g.root, path)
 	}
 	return err
 }
