@@ -5,8 +5,10 @@ GO        ?= go
 BIN       := bin/strata
 # Debian packages the tests and the demo use: ar (binutils) and xz unpack
 # .deb files, zstd and bzip2 make compressed layers, fuse3 serves test
-# Additional Layer Stores, e2fsprogs builds scratch filesystems, debootstrap
-# builds the Debian rootfs the interop tests import (internal/rootfs).
+# Additional Layer Stores, e2fsprogs builds scratch filesystems, util-linux
+# gives the interop tests unshare, debootstrap builds the Debian rootfs the
+# interop tests import (internal/rootfs). README.md points here rather than
+# repeating the list. Go itself (go.mod's version) is not installed here.
 DEPS_PKGS := binutils xz-utils zstd bzip2 fuse3 e2fsprogs util-linux debootstrap
 
 .PHONY: all build demo test deps clean stress fuzz bench
