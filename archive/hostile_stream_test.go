@@ -46,16 +46,19 @@ func TestHostileBombs(t *testing.T) {
 	}
 }
 
-// TestHostileSparsePut puts a sparse file of 1 GiB apparent size (H74 is
-// 1 TiB, too slow for the store, see Case.Huge): it stays sparse on disk.
+// TestHostileSparsePut puts a sparse file of 1 GiB apparent size (H74, in
+// TestHostilePut, is 1 TiB): it stays sparse on disk, and Diff gives back
+// the compact tar.
 func TestHostileSparsePut(t *testing.T) {
 	testutil.RequireRoot(t)
 	s, _ := openHostileStore(t, 0)
 	blob := testutil.NewTar().Sparse("big", 1<<30, []testutil.SparseChunk{{Offset: 1 << 29, Data: []byte("x")}}).Bytes()
 	id := strings.Repeat("5", 64)
-	if _, err := s.Put(layers.PutOptions{ID: id}, bytes.NewReader(blob)); err != nil {
+	l, err := s.Put(layers.PutOptions{ID: id}, bytes.NewReader(blob))
+	if err != nil {
 		t.Fatal(err)
 	}
+	checkDiffExact(t, s, l, blob)
 	n := testutil.Snapshot(t, filepath.Join(s.GraphRoot(), "overlay", id, "diff"))["big"]
 	if n.Size != 1<<30 || n.Allocated > 1<<20 {
 		t.Errorf("big: size %d allocated %d, want 1 GiB apparent and a few KiB", n.Size, n.Allocated)

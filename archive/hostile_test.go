@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -182,17 +183,19 @@ func TestHostilePut(t *testing.T) {
 
 	for i, c := range hostile.Corpus(victim) {
 		t.Run(c.Name, func(t *testing.T) {
-			if c.Huge {
-				t.Skip("the tar-split recorder reads sparse holes as data: see TestHostileSparsePut")
-			}
 			storeBefore := shape(t, graph)
 			id := fmt.Sprintf("%064x", i+1)
 			opts := layers.PutOptions{ID: id, ExpectedUncompressedDigest: digest.Digest(c.ExpectedDigest)}
-			_, err := s.Put(opts, bytes.NewReader(c.Blob))
+			l, err := s.Put(opts, bytes.NewReader(c.Blob))
 			checkOutcome(t, c, err)
 			if err == nil {
 				diff := filepath.Join(graph, "overlay", id, "diff")
 				checkDescribe(t, diff, c.Tree, testutil.Snapshot(t, diff))
+				if why, ok := diffBroken[c.Name[:3]]; ok {
+					t.Logf("Diff not checked: %s", why)
+				} else {
+					checkDiffExact(t, s, l, c.Blob)
+				}
 				if err := s.Delete(id); err != nil {
 					t.Fatalf("Delete: %v", err)
 				}
@@ -209,6 +212,37 @@ func TestHostilePut(t *testing.T) {
 				t.Fatalf("victim changed: %v", d)
 			}
 		})
+	}
+}
+
+// diffBroken lists the cases whose export through the tar-split record
+// fails today, by case id, with the reason.
+var diffBroken = map[string]string{
+	"H05": "ExportTarSplit opens \"./../../a/../b\" with RESOLVE_IN_ROOT, which needs a " +
+		"directory \"a\" where Apply cleaned the name lexically to \"b\"",
+}
+
+// checkDiffExact exports a layer Put made: its tar-split record gives back
+// the tar it was made from, byte for byte (blob itself when it was plain),
+// sparse entries included.
+func checkDiffExact(t *testing.T, s *layers.Store, l *layers.Layer, blob []byte) {
+	t.Helper()
+	got := digest.SHA256.Digester()
+	var plain bytes.Buffer
+	w := io.Writer(got.Hash())
+	if l.CompressedDigest == l.UncompressedDigest {
+		w = io.MultiWriter(w, &plain)
+	}
+	src, err := s.Diff(l.ID, w)
+	if err != nil {
+		t.Errorf("Diff: %v", err)
+		return
+	}
+	if src != layers.DiffFromTarSplit || got.Digest() != l.UncompressedDigest {
+		t.Errorf("Diff from %s has digest %s, want the tar-split record's %s", src, got.Digest(), l.UncompressedDigest)
+	}
+	if l.CompressedDigest == l.UncompressedDigest && !bytes.Equal(plain.Bytes(), blob) {
+		t.Errorf("Diff gave %d bytes, not the %d bytes put", plain.Len(), len(blob))
 	}
 }
 

@@ -159,6 +159,35 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo hands w the rest of this consumer's stream a chunk at a time,
+// without copying; after the last chunk it returns the producer's error.
+func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	var written int64
+	for {
+		if r.cur != nil && r.off < r.cur.n {
+			n, err := w.Write(r.cur.data[r.off:r.cur.n])
+			r.off += n
+			written += int64(n)
+			if err == nil && r.off < r.cur.n {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return written, err
+			}
+		}
+		if r.cur != nil {
+			r.f.release(r.cur)
+			r.cur = nil
+		}
+		c, ok := <-r.ch
+		if !ok {
+			<-r.f.done
+			return written, r.f.err
+		}
+		r.cur, r.off = c, 0
+	}
+}
+
 // drain releases every chunk left for this reader until the producer
 // stops, and returns the producer's error.
 func (r *chunkReader) drain() error {

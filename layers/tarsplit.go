@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/vbatts/tar-split/tar/asm"
 
 	"github.com/stratafs/strata/internal/tarsplit"
 )
@@ -21,14 +20,19 @@ var errTarSplit = errors.New("layer tar")
 // to R/overlay-layers/<id>.tar-split.gz: the file containers/storage reads
 // to export a layer byte for byte.
 //
-// The record is written by internal/tarsplit, which (unlike tar-split's own
-// packer) accepts a repeated directory entry as the apply rules do.
+// The record is written by internal/tarsplit's Recorder in the same pass:
+// unlike tar-split's own input stream it does not parse the tar a second
+// time, keeps a sparse entry as the tar stores it (tar-split's would read
+// every hole as zeros: hours for a few KB of input) and accepts a repeated
+// directory entry as the apply rules do.
 type tarSplitRecorder struct {
 	path   string
 	file   *os.File
 	gz     *gzip.Writer
-	stream io.ReadCloser
-	done   <-chan error
+	src    io.Reader
+	rec    *tarsplit.Recorder
+	closed bool
+	err    error // the recorder's failure, or the stream's
 }
 
 func newTarSplitRecorder(path string, tarStream io.Reader) (*tarSplitRecorder, error) {
@@ -37,26 +41,58 @@ func newTarSplitRecorder(path string, tarStream io.Reader) (*tarSplitRecorder, e
 		return nil, fmt.Errorf("tar-split: %w", err)
 	}
 	gz := gzip.NewWriter(f)
-	stream, done, err := asm.NewInputTarStreamWithDone(tarStream, tarsplit.NewPacker(gz), nil)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("tar-split: %w", err)
-	}
-	return &tarSplitRecorder{path: path, file: f, gz: gz, stream: stream, done: done}, nil
+	rec := tarsplit.NewRecorder(tarsplit.NewPacker(gz))
+	return &tarSplitRecorder{path: path, file: f, gz: gz, src: tarStream, rec: rec}, nil
 }
 
-// Read returns the tar bytes, unchanged.
-func (r *tarSplitRecorder) Read(p []byte) (int, error) { return r.stream.Read(p) }
-
-// finish waits for the recorder to stop and writes the file out. With
-// abort set the consumer gave up: the stream is closed so the recorder
-// stops early. It returns the recorder's own failure (the root cause when
-// the tar was bad), or a failure to write the file.
-func (r *tarSplitRecorder) finish(abort error) error {
-	if abort != nil {
-		r.stream.Close()
+// WriteTo records the rest of the stream while copying it to w; io.Copy
+// uses it, so the stream's chunks reach the recorder without a copy.
+func (r *tarSplitRecorder) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.Copy(io.MultiWriter(r.rec, w), r.src)
+	if err == nil {
+		err = r.end()
 	}
-	recErr := <-r.done
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// Read returns the tar bytes, unchanged, recording them.
+func (r *tarSplitRecorder) Read(p []byte) (int, error) {
+	n, err := r.src.Read(p)
+	if n > 0 {
+		if _, werr := r.rec.Write(p[:n]); werr != nil {
+			err = werr
+		}
+	}
+	if err == io.EOF {
+		if cerr := r.end(); cerr != nil {
+			err = cerr
+		}
+	}
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// end tells the recorder the stream is over, once.
+func (r *tarSplitRecorder) end() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return r.rec.Close()
+}
+
+// finish writes the file out once the reading has stopped. With abort set
+// the consumer gave up and stopped the stream: the recorder's read error
+// that follows is not a fault of the tar. It returns the recorder's own
+// failure (the root cause when the tar was bad), or a failure to write
+// the file.
+func (r *tarSplitRecorder) finish(abort error) error {
+	recErr := r.err
 	if recErr != nil && errors.Is(recErr, io.ErrClosedPipe) {
 		recErr = nil // our own abort, not a fault of the tar
 	}
@@ -73,6 +109,9 @@ func (r *tarSplitRecorder) finish(abort error) error {
 	}
 	if recErr != nil {
 		return recErr
+	}
+	if abort == nil && !r.closed {
+		return fmt.Errorf("%w: the recorder stopped before the stream's end", errTarSplit)
 	}
 	if writeErr != nil {
 		return fmt.Errorf("tar-split %s: %w", r.path, writeErr)
