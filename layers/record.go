@@ -1,9 +1,7 @@
 package layers
 
 import (
-	"bytes"
 	"encoding/json"
-	"sort"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -76,6 +74,11 @@ type Layer struct {
 	// extra holds the JSON fields of the record strata does not know, so
 	// that saving the file keeps what another program wrote.
 	extra map[string]json.RawMessage
+
+	// enc is the record's JSON as last saved and encodedFrom a copy of the
+	// fields it was made from (see encoded); clones have neither.
+	enc         []byte
+	encodedFrom *Layer
 }
 
 // layerFields is Layer without its JSON methods.
@@ -90,7 +93,9 @@ var knownFields = map[string]bool{
 	"big-data-names": true,
 }
 
-// UnmarshalJSON reads a record, keeping the fields it does not know.
+// UnmarshalJSON reads a record, keeping the fields it does not know. It is
+// the plain encoding/json reading that loading layers.json falls back to
+// for a record its one-pass reader leaves alone (see decodeRecords).
 func (l *Layer) UnmarshalJSON(data []byte) error {
 	var fields layerFields
 	if err := json.Unmarshal(data, &fields); err != nil {
@@ -116,33 +121,7 @@ func (l *Layer) UnmarshalJSON(data []byte) error {
 // MarshalJSON writes the record: the known fields in declaration order,
 // then the unknown ones kept from the file, sorted by name.
 func (l Layer) MarshalJSON() ([]byte, error) {
-	known, err := json.Marshal(layerFields(l))
-	if err != nil {
-		return nil, err
-	}
-	if len(l.extra) == 0 {
-		return known, nil
-	}
-	names := make([]string, 0, len(l.extra))
-	for name := range l.extra {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-
-	var buf bytes.Buffer
-	buf.Write(known[:len(known)-1]) // drop the closing brace
-	for _, name := range names {
-		key, err := json.Marshal(name)
-		if err != nil {
-			return nil, err
-		}
-		buf.WriteByte(',')
-		buf.Write(key)
-		buf.WriteByte(':')
-		buf.Write(l.extra[name])
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return l.appendJSON(nil)
 }
 
 // flagSet reports whether flag name is the boolean true.
@@ -173,6 +152,7 @@ func (l *Layer) incomplete() bool { return l.flagSet(flagIncomplete) }
 // the store's records.
 func (l *Layer) clone() *Layer {
 	c := *l
+	c.enc, c.encodedFrom = nil, nil
 	c.Names = append([]string(nil), l.Names...)
 	c.UIDs = append([]uint32(nil), l.UIDs...)
 	c.GIDs = append([]uint32(nil), l.GIDs...)

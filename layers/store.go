@@ -15,7 +15,6 @@
 package layers
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -233,7 +232,7 @@ func (s *Store) load() error {
 	}
 	var records []*Layer
 	if len(data) > 0 {
-		if err := json.Unmarshal(data, &records); err != nil {
+		if records, err = decodeRecords(data); err != nil {
 			return fmt.Errorf("layer store file %s: %w: %v", path, driver.ErrStoreCorrupt, err)
 		}
 	}
@@ -290,7 +289,7 @@ func (s *Store) save() error {
 	if records == nil {
 		records = []*Layer{}
 	}
-	data, err := json.Marshal(records)
+	data, err := encodeRecords(records)
 	if err != nil {
 		s.loaded = false
 		return fmt.Errorf("layer store: encode records: %w", err)
