@@ -50,13 +50,15 @@ func blockFormat(b *[blockSize]byte) (format, bool) {
 	if !ok {
 		return 0, false
 	}
+	// Both sums count the checksum field as eight spaces.
 	var unsigned, signed int64
-	for i, c := range b {
-		if i >= offChksum && i < offChksum+8 {
-			c = ' '
-		}
+	for _, c := range b {
 		unsigned += int64(c)
 		signed += int64(int8(c))
+	}
+	for _, c := range b[offChksum : offChksum+8] {
+		unsigned += ' ' - int64(c)
+		signed += ' ' - int64(int8(c))
 	}
 	if want != unsigned && want != signed {
 		return 0, false
