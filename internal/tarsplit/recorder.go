@@ -130,12 +130,17 @@ func (r *Recorder) Write(p []byte) (int, error) {
 			}
 		case stSparse:
 			n = int(min(r.need, int64(len(p))))
+			if r.entry.size > sparseSegmentMax {
+				if len(r.seg) >= trailerSegmentSize {
+					r.err = r.flushSegment()
+					continue
+				}
+				n = min(n, trailerSegmentSize-len(r.seg))
+			}
 			r.seg = append(r.seg, p[:n]...)
 			r.need -= int64(n)
 			if r.need == 0 {
 				r.err = r.endSparse()
-			} else if r.entry.size > sparseSegmentMax && len(r.seg) >= trailerSegmentSize {
-				r.err = r.flushSegment()
 			}
 		case stPadding:
 			n = int(min(r.need, int64(len(p))))

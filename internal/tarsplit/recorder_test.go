@@ -276,3 +276,27 @@ func TestRecorderHeadersWalkable(t *testing.T) {
 }
 
 type tarsplitHeader = tsTar.Header
+
+// TestRecorderBigSparseData: a sparse entry with more data than one
+// segment should hold is split over segments of at most 1 MiB and still
+// rebuilds byte for byte.
+func TestRecorderBigSparseData(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16)
+	blob := testutil.NewTar().Sparse("big", 1<<40, []testutil.SparseChunk{{Offset: 1 << 30, Data: data}}).
+		File("after", "a").Bytes()
+	for _, chunk := range []int{4096, 1 << 30} {
+		rec := record(t, blob, chunk)
+		for _, e := range entries(t, rec) {
+			if len(e.Payload) > 1<<20 {
+				t.Fatalf("writes of %d bytes: a segment of %d bytes", chunk, len(e.Payload))
+			}
+		}
+		var rebuilt bytes.Buffer
+		if err := asm.WriteOutputTarStream(contents(t, blob), tarsplit.NewUnpacker(bytes.NewReader(rec)), &rebuilt); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(rebuilt.Bytes(), blob) {
+			t.Fatalf("writes of %d bytes: rebuilt %d bytes, want %d", chunk, rebuilt.Len(), len(blob))
+		}
+	}
+}
