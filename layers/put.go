@@ -108,7 +108,7 @@ func (s *Store) putLocked(opts PutOptions, names []string, diff io.Reader) (*Lay
 	apply := func(o driver.ApplyDiffOpts) (driver.ApplyResult, error) { return s.drv.ApplyDiff(l.ID, o) }
 	info, err := s.importDiff(diff, opts, s.tarSplitPath(l.ID), apply)
 	if err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
+		return nil, s.abandon(l, layerError(l.ID, err))
 	}
 	info.fill(l)
 	l.setFlag(flagIncomplete, false)

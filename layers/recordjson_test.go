@@ -128,7 +128,7 @@ func derefs(records []*Layer) []any {
 // recordCorpus is layers.json content of the shapes other programs and
 // damaged files produce; fast names the ones the one-pass reader must read
 // without falling back to encoding/json for the whole file.
-func recordCorpus(t *testing.T) []struct {
+func recordCorpus(t testing.TB) []struct {
 	name string
 	data string
 	fast bool
@@ -324,4 +324,17 @@ func TestRecordJSONManyRecords(t *testing.T) {
 	}
 	b.WriteString("]")
 	compareWithReference(t, []byte(b.String()))
+}
+
+// FuzzRecordJSON compares the one-pass reader and writer with
+// encoding/json on arbitrary layers.json content, without opening a store
+// (FuzzLoadLayersJSON does the same and more, but each of its runs opens
+// lock files that stay open for the life of the process).
+func FuzzRecordJSON(f *testing.F) {
+	for _, tc := range recordCorpus(f) {
+		f.Add([]byte(tc.data))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		compareWithReference(t, data)
+	})
 }

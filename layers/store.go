@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/google/renameio/v2"
@@ -413,6 +414,16 @@ func (s *Store) dropRecords(ids map[string]bool) {
 	clear(s.layers[len(kept):])
 	s.layers = kept
 	s.reindex()
+}
+
+// layerError names layer id in err, unless err already begins with that
+// name: the driver names the layer in its own errors, and saying it twice
+// ("layer X: layer X: entry ...") only hides the entry.
+func layerError(id string, err error) error {
+	if strings.HasPrefix(err.Error(), "layer "+id+": ") {
+		return err
+	}
+	return fmt.Errorf("layer %s: %w", id, err)
 }
 
 func removeIfExists(path string) error {
