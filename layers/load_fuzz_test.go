@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -22,12 +23,13 @@ func FuzzLoadLayersJSON(f *testing.F) {
 	f.Add([]byte(`[{"id":"` + string(bytes.Repeat([]byte("a"), 64)) + `","names":["x"],"flags":{"incomplete":true}}]`))
 	f.Add([]byte(`[{"id":"a","names":["\u00fc<"],"ID":1,"x":{"y" : [1e3,null]},"flags":{"f":-0.5},` +
 		`"uidmap":[{"size":1}],"created":"2024-01-02T03:04:05.5+01:00","diff-size":1e3}]`))
+	// One pair of roots serves every input of this process: lock files are
+	// kept open for the life of the process (lockfile.Get), so a new store
+	// per input would run out of file descriptors.
+	graph, run := f.TempDir(), f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareWithReference(t, data)
-		graph, run := t.TempDir(), t.TempDir()
-		if err := os.MkdirAll(filepath.Join(graph, "overlay-layers"), 0o700); err != nil {
-			t.Fatal(err)
-		}
+		resetStoreRoots(t, graph, run)
 		if err := os.WriteFile(filepath.Join(graph, "overlay-layers", "layers.json"), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -52,6 +54,40 @@ func FuzzLoadLayersJSON(f *testing.F) {
 			t.Fatalf("reopened store lists %d layers (%v), want %d", len(list2), err, len(list)+1)
 		}
 	})
+}
+
+// resetStoreRoots empties the store at graph and run for the next input,
+// keeping only the lock files (their descriptors stay open in this process).
+func resetStoreRoots(t *testing.T, graph, run string) {
+	t.Helper()
+	for _, root := range []string{graph, run} {
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "overlay-layers" {
+				if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		meta := filepath.Join(root, "overlay-layers")
+		if err := os.MkdirAll(meta, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		files, err := os.ReadDir(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range files {
+			if !strings.HasSuffix(e.Name(), ".lock") {
+				if err := os.RemoveAll(filepath.Join(meta, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
 }
 
 // fuzzALSHandle is an ALS layer handle whose info record is given.
