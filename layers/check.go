@@ -6,37 +6,97 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/stratafs/strata/driver"
 )
 
-// Problem is one inconsistency Check found.
+// Problem is one inconsistency Check found, or one a store repaired by
+// itself when it opened (see Store.Recovered).
 type Problem struct {
 	// Kind is one of: "incomplete" (a record a crash left flagged),
 	// "missing-files" (a record whose driver dir is gone),
 	// "orphan-dir" (a driver dir with no record), "orphan-tar-split",
-	// "dangling-link" (a short link to no layer dir), "stale-mount" (a
-	// mount count for a layer that is not mounted or not known),
-	// "leaked-mount" (a layer mounted with no count: its mounter died
-	// before saving the count).
+	// "no-records" (layers.json has no records but layer dirs exist:
+	// nothing is deleted), "dangling-link" (a short link to no layer
+	// dir), "rebuilt-link" (a short link the driver recreated),
+	// "stale-mount" (a mount count for a layer that is not mounted or not
+	// known), "leaked-mount" (a layer mounted with no count: its mounter
+	// died before saving the count), "corrupt-mount-counts"
+	// (mountpoints.json cannot be read).
 	Kind string
 	// ID is the layer concerned; Path the file or dir, when there is one.
 	ID, Path string
-	// Repaired tells whether Check fixed it.
+	// Detail says more, when there is more to say: what was done, or why
+	// nothing was.
+	Detail string
+	// Repaired tells whether it was fixed.
 	Repaired bool
+	// AtOpen tells that the store (or its driver) fixed it by itself
+	// while opening or taking its write lock, before any Check.
+	AtOpen bool
 }
 
 func (p Problem) String() string {
-	s := p.Kind + " " + p.ID
-	if p.Path != "" {
-		s += " " + p.Path
+	parts := []string{p.Kind}
+	for _, s := range []string{p.ID, p.Path} {
+		if s != "" {
+			parts = append(parts, s)
+		}
 	}
-	if p.Repaired {
-		s += " (repaired)"
+	if p.Detail != "" {
+		parts = append(parts, "("+p.Detail+")")
 	}
-	return s
+	switch {
+	case p.AtOpen:
+		parts = append(parts, "(repaired at open)")
+	case p.Repaired:
+		parts = append(parts, "(repaired)")
+	}
+	return strings.Join(parts, " ")
+}
+
+// maxRecovered bounds the list Recovered keeps.
+const maxRecovered = 1000
+
+// noteRecovered records and logs a repair the store made by itself.
+// Caller holds Store.mu.
+func (s *Store) noteRecovered(p Problem) {
+	p.Repaired, p.AtOpen = true, true
+	s.log.Info("repaired crash leftover", "kind", p.Kind, "id", p.ID, "detail", p.Detail)
+	if len(s.recovered) < maxRecovered {
+		s.recovered = append(s.recovered, p)
+	}
+}
+
+// recoveringDriver is met by drivers that repair their own files when
+// they start (the overlay driver rebuilds missing short links); the
+// repairs are described one a string.
+type recoveringDriver interface{ Recovered() []string }
+
+// Recovered returns what this store repaired by itself: the layers a
+// crash left half made or half deleted that its read-write open (or a
+// later write lock) removed, and what the driver reports it repaired when
+// it started. Each Problem has Repaired and AtOpen set. Check includes
+// them in its report.
+func (s *Store) Recovered() []Problem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recoveredLocked()
+}
+
+// recoveredLocked is Recovered; caller holds Store.mu.
+func (s *Store) recoveredLocked() []Problem {
+	out := slices.Clone(s.recovered)
+	if d, ok := s.drv.(recoveringDriver); ok {
+		for _, what := range d.Recovered() {
+			out = append(out, Problem{Kind: "rebuilt-link", Detail: what, Repaired: true, AtOpen: true})
+		}
+	}
+	return out
 }
 
 // homer is met by drivers that keep one dir per layer below a home dir,
@@ -50,8 +110,13 @@ type homer interface{ Home() string }
 // gone and resets stale mount counts. Check takes the write lock of
 // layers.lock (read lock without repair) and then mountpoints.lock.
 //
-// A read-write Open already removes the layers flagged incomplete, so on
-// such a store Check never reports them; a read-only store reports them.
+// A read-write Open already removes the layers flagged incomplete; Check
+// reports what it removed (see Recovered) first, marked repaired at open.
+// A read-only store reports them as found.
+//
+// Check never deletes layer dirs or tar-split files as orphans when the
+// store has no records at all (an emptied layers.json is to be restored,
+// not obeyed), nor an orphan dir that is mounted: it reports them.
 func (s *Store) Check(repair bool) ([]Problem, error) {
 	var done func()
 	var err error
@@ -65,7 +130,7 @@ func (s *Store) Check(repair bool) ([]Problem, error) {
 	}
 	defer done()
 
-	var problems []Problem
+	problems := s.recoveredLocked()
 	for _, l := range s.layers {
 		if l.incomplete() {
 			problems = append(problems, Problem{Kind: "incomplete", ID: l.ID})
@@ -127,6 +192,7 @@ func (s *Store) checkFiles(repair bool) ([]Problem, error) {
 		known[l.ID] = true
 	}
 	var problems []Problem
+	noRecords := false // layer dirs but no records: delete nothing
 	add := func(kind, id, path string, fix func() error) error {
 		p := Problem{Kind: kind, ID: id, Path: path}
 		if repair {
@@ -145,11 +211,28 @@ func (s *Store) checkFiles(repair bool) ([]Problem, error) {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
+		var orphans []string
 		for _, e := range entries {
 			id := e.Name()
 			// "staging" holds the driver's layers being applied (overlay's
 			// Stage); the driver removes what a crash left there.
 			if !e.IsDir() || id == "l" || id == "staging" || driver.ValidateID(id) != nil || known[id] {
+				continue
+			}
+			orphans = append(orphans, id)
+		}
+		if len(s.layers) == 0 && len(orphans) > 0 {
+			// An emptied layers.json (a hand edit, a bad restore) is
+			// no reason to delete every layer.
+			noRecords = true
+			problems = append(problems, Problem{Kind: "no-records", Path: s.layersPath(),
+				Detail: fmt.Sprintf("layers.json has no records but %d layer directories exist; not deleting them: restore layers.json", len(orphans))})
+			orphans = nil
+		}
+		for _, id := range orphans {
+			if mounted, err := s.drv.Mounted(id); err == nil && mounted {
+				problems = append(problems, Problem{Kind: "orphan-dir", ID: id, Path: filepath.Join(home, id),
+					Detail: "mounted, so in use; not deleting it: unmount it first"})
 				continue
 			}
 			err := add("orphan-dir", id, filepath.Join(home, id), func() error { return s.drv.Remove(id) })
@@ -184,7 +267,7 @@ func (s *Store) checkFiles(repair bool) ([]Problem, error) {
 	sort.Strings(splits)
 	for _, path := range splits {
 		id := strings.TrimSuffix(filepath.Base(path), ".tar-split.gz")
-		if known[id] {
+		if known[id] || noRecords {
 			continue
 		}
 		if err := add("orphan-tar-split", id, path, func() error { return removeIfExists(path) }); err != nil {
@@ -207,10 +290,16 @@ func (s *Store) checkMounts(repair bool) ([]Problem, error) {
 		defer s.mountsLock.RUnlock()
 	}
 	_, list, err := s.loadMounts()
-	if err != nil {
+	var problems []Problem
+	if errors.Is(err, driver.ErrStoreCorrupt) {
+		p, rebuilt, err := s.rebuildMounts(repair, err)
+		if err != nil || !repair {
+			return []Problem{p}, err
+		}
+		problems, list = append(problems, p), rebuilt
+	} else if err != nil {
 		return nil, err
 	}
-	var problems []Problem
 	for _, m := range list {
 		if m.Count == 0 {
 			continue
@@ -253,4 +342,43 @@ func (s *Store) checkMounts(repair bool) ([]Problem, error) {
 		}
 	}
 	return problems, nil
+}
+
+// rebuildMounts handles a mountpoints.json that cannot be read (loadErr).
+// Without repair it only reports it. With repair (caller holds the write
+// lock of mountpoints.lock) it renames the file to
+// mountpoints.json.corrupt-<unix time>, gives each layer that is mounted
+// now a count of 1 and saves the new counts.
+func (s *Store) rebuildMounts(repair bool, loadErr error) (Problem, []*mountPoint, error) {
+	p := Problem{Kind: "corrupt-mount-counts", Path: s.mountsPath(), Detail: loadErr.Error()}
+	if !repair {
+		return p, nil, nil
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", s.mountsPath(), time.Now().Unix())
+	if err := os.Rename(s.mountsPath(), aside); err != nil {
+		return p, nil, fmt.Errorf("set aside corrupt mount counts: %w", err)
+	}
+	// The mount point is known only for a driver with the overlay
+	// layout; with another, a mounted layer stays without a count (and
+	// shows as a leaked mount).
+	var list []*mountPoint
+	h, ok := s.drv.(homer)
+	for _, l := range s.layers {
+		if !ok {
+			break
+		}
+		if s.hidden[l.ID] {
+			continue
+		}
+		if mounted, err := s.drv.Mounted(l.ID); err == nil && mounted {
+			list = append(list, &mountPoint{ID: l.ID, Path: filepath.Join(h.Home(), l.ID, "merged"), Count: 1})
+		}
+	}
+	if err := s.saveMounts(list); err != nil {
+		return p, nil, err
+	}
+	p.Detail = fmt.Sprintf("moved to %s; %d mounted layers now count 1 user each", aside, len(list))
+	p.Repaired = true
+	s.log.Info("rebuilt corrupt mount counts", "set-aside", aside, "mounted", len(list))
+	return p, list, nil
 }

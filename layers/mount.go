@@ -32,6 +32,9 @@ type mountPoint struct {
 
 func (s *Store) mountsPath() string { return filepath.Join(s.mountDir, "mountpoints.json") }
 
+// repairHint ends the error for a mountpoints.json that cannot be read.
+const repairHint = "run strata check --repair to set it aside and rebuild the counts from the mount table"
+
 // loadMounts reads mountpoints.json; a missing or empty file has no
 // mounts. Caller holds mountpoints.lock.
 func (s *Store) loadMounts() (map[string]*mountPoint, []*mountPoint, error) {
@@ -43,13 +46,13 @@ func (s *Store) loadMounts() (map[string]*mountPoint, []*mountPoint, error) {
 	var list []*mountPoint
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &list); err != nil {
-			return nil, nil, fmt.Errorf("mount counts file %s: %w: %v", path, driver.ErrStoreCorrupt, err)
+			return nil, nil, fmt.Errorf("mount counts file %s: %w: %v (%s)", path, driver.ErrStoreCorrupt, err, repairHint)
 		}
 	}
 	byID := make(map[string]*mountPoint, len(list))
 	for i, m := range list {
 		if m == nil || driver.ValidateID(m.ID) != nil || m.Count < 0 {
-			return nil, nil, fmt.Errorf("mount counts file %s: record %d is malformed: %w", path, i, driver.ErrStoreCorrupt)
+			return nil, nil, fmt.Errorf("mount counts file %s: record %d is malformed: %w (%s)", path, i, driver.ErrStoreCorrupt, repairHint)
 		}
 		byID[m.ID] = m
 	}

@@ -79,6 +79,8 @@ type Store struct {
 	// hidden holds the layers flagged incomplete and every layer above
 	// one: lookups do not see them.
 	hidden map[string]bool
+	// recovered lists what this store repaired by itself (see Recovered).
+	recovered []Problem
 }
 
 // Open opens (creating when missing, unless read-only) the layer store
@@ -354,7 +356,6 @@ func (s *Store) removeIncomplete() error {
 
 	removed := map[string]bool{}
 	for _, id := range order {
-		s.log.Debug("removing interrupted layer", "id", id)
 		if err := s.drv.Remove(id); err != nil {
 			s.log.Warn("cannot remove files of interrupted layer; will retry on next change", "id", id, "err", err)
 			if l, ok := s.byIDAll(id); ok {
@@ -365,6 +366,11 @@ func (s *Store) removeIncomplete() error {
 		if err := removeIfExists(s.tarSplitPath(id)); err != nil {
 			s.log.Warn("cannot remove tar-split of interrupted layer", "id", id, "err", err)
 		}
+		detail := "removed the layer a crash left half made or half deleted"
+		if l, ok := s.byIDAll(id); ok && !l.incomplete() {
+			detail = "removed with the incomplete layer below it"
+		}
+		s.noteRecovered(Problem{Kind: "incomplete", ID: id, Detail: detail})
 		removed[id] = true
 	}
 	s.dropRecords(removed)
