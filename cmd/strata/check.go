@@ -12,6 +12,10 @@ import (
 // did not repair.
 var errInconsistent = errors.New("store is inconsistent (run strata check --repair)")
 
+// errUnrepaired makes "strata check --repair" exit 1 when some problems
+// are left for a person (an emptied layers.json, a mounted orphan).
+var errUnrepaired = errors.New("store has problems check --repair does not fix (see above)")
+
 var checkVerb = verb{
 	name: "check",
 	args: "[--repair]",
@@ -35,7 +39,15 @@ var checkVerb = verb{
 				if err != nil {
 					return err
 				}
-				if len(problems) > 0 && !*repair {
+				// Problems the store's open repaired are printed, marked
+				// "(repaired at open)", but are no failure.
+				for _, p := range problems {
+					if p.Repaired {
+						continue
+					}
+					if *repair {
+						return errUnrepaired
+					}
 					return errInconsistent
 				}
 				return nil
