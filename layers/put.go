@@ -339,6 +339,11 @@ func (s *Store) importDiff(diff io.Reader, opts PutOptions, tarSplitPath string,
 	if _, err := io.Copy(io.Discard, buffered); err != nil {
 		return info, layerDataError(err)
 	}
+	// Zero bytes are no tar (an empty layer is 1024 zero bytes at least):
+	// an empty file or /dev/null given by mistake is not a layer.
+	if uncompressed.size == 0 {
+		return info, fmt.Errorf("empty diff: 0 bytes is not a tar: %w", driver.ErrInvalidLayerData)
+	}
 
 	if sameBytes {
 		compressed.sha256 = uncompressed.sha256
