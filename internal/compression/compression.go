@@ -11,6 +11,8 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/stratafs/strata/driver"
 )
 
 // Algorithm is a compression format. The values are the ones a layer record
@@ -27,7 +29,9 @@ const (
 )
 
 // ErrUnsupported is wrapped when a stream uses a format strata cannot read.
-var ErrUnsupported = errors.New("compression format not supported")
+// It wraps driver.ErrNotSupported, so callers need not add that sentinel
+// (and its words) again.
+var ErrUnsupported = fmt.Errorf("compression format %w", driver.ErrNotSupported)
 
 // ErrCorrupt is wrapped when a compressed stream is malformed.
 var ErrCorrupt = errors.New("compressed stream is corrupt")
