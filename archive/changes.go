@@ -51,7 +51,26 @@ type Change struct {
 // in the diff dir because something below it changed is still reported as
 // modified, as overlay copies it up with its metadata.
 func Changes(diffDir string, lowers []string) ([]Change, error) {
+	return ChangesWith(diffDir, lowers, ChangesOptions{})
+}
+
+// ChangesOptions are the options of ChangesWith. The zero value works.
+type ChangesOptions struct {
+	// MergedView returns the root of a read-only mount of the layer with
+	// its parents. ChangesWith calls it at most once, and only for a
+	// redirect dir in the diff dir (a directory renamed through a mount
+	// with redirect_dir): everything the view shows below it is added.
+	// When it is nil, such a dir is an error wrapping
+	// driver.ErrNotSupported that names the path.
+	MergedView func() (string, error)
+}
+
+// ChangesWith is Changes for a diff dir that may hold redirect dirs
+// (see ChangesOptions). A metacopy file needs nothing more: it is there,
+// and reported modified as any copied-up file.
+func ChangesWith(diffDir string, lowers []string, opts ChangesOptions) ([]Change, error) {
 	view := lowerView(lowers)
+	merged := &mergedView{open: opts.MergedView}
 	var changes []Change
 
 	err := filepath.WalkDir(diffDir, func(p string, d fs.DirEntry, err error) error {
@@ -84,6 +103,14 @@ func Changes(diffDir string, lowers []string) ([]Change, error) {
 		}
 		changes = append(changes, Change{Path: "/" + rel, Kind: kind})
 
+		if d.IsDir() && isRedirectDir(p) {
+			added, err := mergedSubtree(merged, rel)
+			if err != nil {
+				return err
+			}
+			changes = append(changes, added...)
+			return fs.SkipDir
+		}
 		if d.IsDir() && kind == ChangeModify {
 			opaque, err := getXattr(p, overlayOpaqueXattr)
 			if err == nil && opaque == "y" {
@@ -106,6 +133,42 @@ func Changes(diffDir string, lowers []string) ([]Change, error) {
 
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	return changes, nil
+}
+
+// isRedirectDir reports whether dir carries overlay's redirect mark.
+func isRedirectDir(dir string) bool {
+	for _, name := range overlayRedirectXattrs {
+		if _, err := getXattr(dir, name); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// mergedSubtree lists every path below rel in the merged view as added:
+// rel is a redirect dir, so nothing below it is where the lowers have it.
+func mergedSubtree(merged *mergedView, rel string) ([]Change, error) {
+	root, err := merged.get("redirect dir", rel)
+	if err != nil {
+		return nil, err
+	}
+	top := filepath.Join(root, rel)
+	var added []Change
+	err = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == top {
+			return nil
+		}
+		sub, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		added = append(added, Change{Path: "/" + filepath.ToSlash(sub), Kind: ChangeAdd})
+		return nil
+	})
+	return added, err
 }
 
 // DirSize returns the bytes used by the regular files in dir, counting each

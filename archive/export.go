@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stratafs/strata/driver"
 )
 
 // Names of the OCI whiteout markers in a layer tar.
@@ -25,6 +27,25 @@ const (
 // overlayOpaqueXattr marks an opaque directory in an overlay diff dir.
 const overlayOpaqueXattr = "trusted.overlay.opaque"
 
+// Marks overlayfs leaves in a diff dir when a mount uses metacopy or
+// redirect_dir (trusted.* for a normal mount, user.* with userxattr): a
+// metacopy file holds metadata only, its data stays in a lower layer; a
+// redirect dir takes its lower contents from another path.
+var (
+	overlayMetacopyXattrs = []string{"trusted.overlay.metacopy", "user.overlay.metacopy"}
+	overlayRedirectXattrs = []string{"trusted.overlay.redirect", "user.overlay.redirect"}
+)
+
+// hasAnyXattr reports whether xattrs holds one of names.
+func hasAnyXattr(xattrs map[string]string, names []string) bool {
+	for _, n := range names {
+		if _, ok := xattrs[n]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // paxXattrPrefix is the PAX record prefix that carries an extended attribute.
 const paxXattrPrefix = "SCHILY.xattr."
 
@@ -32,6 +53,13 @@ const paxXattrPrefix = "SCHILY.xattr."
 type ExportOptions struct {
 	// Logger receives debug detail (skipped sockets); nil discards it.
 	Logger *slog.Logger
+	// MergedView returns the root of a read-only mount of the layer with
+	// its parents. Export calls it at most once, and only when the diff
+	// dir holds a metacopy file (its data is taken from the view) or a
+	// redirect dir (its whole merged subtree is taken from the view).
+	// When it is nil, such a diff dir makes Export fail with an error
+	// wrapping driver.ErrNotSupported that names the path.
+	MergedView func() (string, error)
 }
 
 // Export writes the files of overlay diff directory dir to w as an
@@ -58,6 +86,7 @@ func Export(dir string, w io.Writer, opts ExportOptions) error {
 		tw:     tar.NewWriter(w),
 		links:  map[fileKey]string{},
 		logger: logger,
+		views:  &mergedView{open: opts.MergedView},
 	}
 	if err := e.exportDir(""); err != nil {
 		return err
@@ -76,6 +105,36 @@ type exporter struct {
 	tw     *tar.Writer
 	links  map[fileKey]string // inode -> tar name of its first entry
 	logger *slog.Logger
+	views  *mergedView
+	// inView: root is the merged view, whose files are complete (overlay
+	// hides its own xattrs there), so no metacopy or redirect handling.
+	inView bool
+}
+
+// mergedView opens the layer's merged view once, on first need.
+type mergedView struct {
+	open func() (string, error)
+	root string
+	err  error
+}
+
+// get returns the view's root; what names the diff dir path that needs it.
+func (v *mergedView) get(what, rel string) (string, error) {
+	if v.root != "" || v.err != nil {
+		return v.root, v.err
+	}
+	if v.open == nil {
+		v.err = fmt.Errorf("%s %q: the diff dir alone does not hold its contents and no merged view was given: %w",
+			what, rel, driver.ErrNotSupported)
+		return "", v.err
+	}
+	root, err := v.open()
+	if err != nil {
+		v.err = fmt.Errorf("%s %q: merged view: %w", what, rel, err)
+		return "", v.err
+	}
+	v.root = root
+	return root, nil
 }
 
 // dirEntry is one child of a directory as it will appear in the tar.
@@ -149,12 +208,16 @@ func (e *exporter) exportEntry(parentRel string, entry dirEntry) error {
 		hdr.PAXRecords[paxXattrPrefix+name] = value
 	}
 
+	redirect := !e.inView && hasAnyXattr(xattrs, overlayRedirectXattrs)
 	switch entry.st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		hdr.Typeflag = tar.TypeDir
 		hdr.Name += "/"
 		if err := e.writeHeader(hdr, entry.rel); err != nil {
 			return err
+		}
+		if redirect {
+			return e.exportRedirectDir(hdr, entry.rel)
 		}
 		if opaque {
 			marker := &tar.Header{
@@ -196,6 +259,11 @@ func (e *exporter) exportEntry(parentRel string, entry dirEntry) error {
 	case unix.S_IFREG:
 		hdr.Typeflag = tar.TypeReg
 		hdr.Size = entry.st.Size
+		if !e.inView && hasAnyXattr(xattrs, overlayMetacopyXattrs) {
+			// A metadata-only copy-up: the metadata is here, the data in
+			// the file the merged view shows at the same path.
+			return e.exportMetacopy(hdr, entry.rel)
+		}
 		if err := e.writeHeader(hdr, entry.rel); err != nil {
 			return err
 		}
@@ -217,6 +285,52 @@ func (e *exporter) exportEntry(parentRel string, entry dirEntry) error {
 		return fmt.Errorf("export %s: unknown file type %#o", full, entry.st.Mode&unix.S_IFMT)
 	}
 	return e.writeHeader(hdr, entry.rel)
+}
+
+// exportMetacopy writes metacopy file rel with the metadata in hdr (taken
+// from the diff dir) and the data of the merged view's file.
+func (e *exporter) exportMetacopy(hdr *tar.Header, rel string) error {
+	root, err := e.views.get("metacopy file", rel)
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(root, rel)
+	var st unix.Stat_t
+	if err := unix.Lstat(full, &st); err != nil {
+		return fmt.Errorf("metacopy file %q: %w", rel, &os.PathError{Op: "lstat", Path: full, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("metacopy file %q is not a regular file in the merged view: %w",
+			rel, driver.ErrNotSupported)
+	}
+	hdr.Size = st.Size
+	if err := e.writeHeader(hdr, rel); err != nil {
+		return err
+	}
+	return e.copyFile(full, hdr.Size)
+}
+
+// exportRedirectDir writes, after the header of redirect dir rel, an
+// opaque marker and the whole subtree the merged view shows there: the
+// directory's lower contents come from another path, which a tar cannot
+// express, so the entry replaces whatever the lowers hold at rel.
+func (e *exporter) exportRedirectDir(hdr *tar.Header, rel string) error {
+	root, err := e.views.get("redirect dir", rel)
+	if err != nil {
+		return err
+	}
+	marker := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     path.Join(rel, tarOpaqueMarker),
+		Uid:      hdr.Uid,
+		Gid:      hdr.Gid,
+		ModTime:  hdr.ModTime,
+	}
+	if err := e.writeHeader(marker, rel); err != nil {
+		return err
+	}
+	sub := &exporter{root: root, tw: e.tw, links: e.links, logger: e.logger, views: e.views, inView: true}
+	return sub.exportDir(rel)
 }
 
 // writeHeader writes hdr, naming the file in the error.

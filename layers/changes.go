@@ -14,7 +14,9 @@ func (s *Store) Changes(ref string) ([]archive.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	changes, err := archive.Changes(src.diffDir, src.lowers)
+	view, release := s.mergedViewOf(src.layer.ID)
+	defer release()
+	changes, err := archive.ChangesWith(src.diffDir, src.lowers, archive.ChangesOptions{MergedView: view})
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", src.layer.ID, err)
 	}

@@ -121,7 +121,10 @@ func (s *Store) Diff(ref string, w io.Writer) (DiffSource, error) {
 		}
 	}
 	if !useTarSplit {
-		if err := archive.Export(src.diffDir, w, archive.ExportOptions{Logger: s.log}); err != nil {
+		view, release := s.mergedViewOf(id)
+		defer release()
+		opts := archive.ExportOptions{Logger: s.log, MergedView: view}
+		if err := archive.Export(src.diffDir, w, opts); err != nil {
 			return "", fmt.Errorf("layer %s: %w", id, err)
 		}
 		return DiffFromDirectory, nil
@@ -130,6 +133,42 @@ func (s *Store) Diff(ref string, w io.Writer) (DiffSource, error) {
 		return "", err
 	}
 	return DiffFromTarSplit, nil
+}
+
+// readOnlyViewer is met by drivers (overlay) that can mount a layer with
+// its parents read-only at a private path, apart from Mount and its counts.
+type readOnlyViewer interface {
+	ReadOnlyView(id string) (dir string, release func() error, err error)
+}
+
+// mergedViewOf returns, for archive.Export and archive.ChangesWith, a
+// function that mounts a read-only view of layer id when first asked (a
+// diff dir with metacopy files or redirect dirs needs it), and a release
+// to call when the export is over. Needs no lock of the store.
+func (s *Store) mergedViewOf(id string) (open func() (string, error), release func()) {
+	var unmount func() error
+	open = func() (string, error) {
+		v, ok := s.drv.(readOnlyViewer)
+		if !ok {
+			return "", fmt.Errorf("driver %s cannot mount a read-only view of layer %s: %w",
+				s.drv.Name(), id, driver.ErrNotSupported)
+		}
+		dir, rel, err := v.ReadOnlyView(id)
+		if err != nil {
+			return "", err
+		}
+		unmount = rel
+		return dir, nil
+	}
+	release = func() {
+		if unmount == nil {
+			return
+		}
+		if err := unmount(); err != nil {
+			s.log.Warn("cannot unmount the read-only view used for export", "layer", id, "err", err)
+		}
+	}
+	return open, release
 }
 
 // reassemble writes the tar-split reassembly of src to w and checks its

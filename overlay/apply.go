@@ -20,6 +20,9 @@ func (d *Driver) ApplyDiff(id string, opts driver.ApplyDiffOpts) (driver.ApplyRe
 	if opts.Diff == nil {
 		return driver.ApplyResult{}, fmt.Errorf("layer %s: no diff to apply: %w", id, driver.ErrInvalidArgument)
 	}
+	if err := d.checkWritable(id, "apply diff"); err != nil {
+		return driver.ApplyResult{}, err
+	}
 	if _, err := os.Lstat(d.diffDir(id)); err != nil {
 		return driver.ApplyResult{}, fmt.Errorf("layer %s: %w", id, layerErr(err))
 	}

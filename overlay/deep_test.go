@@ -78,8 +78,8 @@ func checkStack(t *testing.T, d *Driver, p string, n int, ro bool) {
 	if !ro && !hasOpt(m.superOpts, "volatile") && !hasOpt(m.superOpts, "fsync=volatile") {
 		t.Errorf("super options lack volatile")
 	}
-	if d.feat.metacopy && !hasOpt(m.superOpts, "metacopy=on") {
-		t.Errorf("super options lack metacopy=on")
+	if hasOpt(m.superOpts, "metacopy=on") {
+		t.Errorf("super options have metacopy=on, which the driver must not add")
 	}
 
 	wantLowers := n - 1

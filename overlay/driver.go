@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stratafs/strata/driver"
 )
 
@@ -27,6 +29,12 @@ type Options struct {
 	// AdditionalLayerStores are "PATH" or "PATH:ref" entries (see
 	// DESIGN.md, "Additional Layer Store").
 	AdditionalLayerStores []string
+	// ReadOnly opens the home without writing to it: layers can be
+	// listed, looked up and mounted read-only where their mount point
+	// exists, while Create, Remove, ApplyDiff and read-write mounts fail
+	// with driver.ErrReadOnlyStore. A home on a read-only mount is opened
+	// this way whatever ReadOnly says.
+	ReadOnly bool
 
 	// classicMount makes the driver use mount(2) even when the new mount
 	// API is available, so tests cover the fallback.
@@ -40,6 +48,9 @@ type Driver struct {
 	opts   Options
 	logger *slog.Logger
 	feat   features
+	// readOnly: the home is not written (Options.ReadOnly or a read-only
+	// filesystem).
+	readOnly bool
 
 	// mu guards counts and serialises mount and unmount calls.
 	mu     sync.Mutex
@@ -77,14 +88,21 @@ func New(home string, opts Options) (*Driver, error) {
 	}
 	d := &Driver{home: home, opts: opts, logger: logger, counts: map[string]int{}}
 
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, fmt.Errorf("overlay home: %w", err)
-	}
-	if err := os.Mkdir(d.linkDir(), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("overlay short link dir: %w", err)
+	d.readOnly = opts.ReadOnly || onReadOnlyMount(home)
+	if d.readOnly {
+		if _, err := os.Stat(home); err != nil {
+			return nil, fmt.Errorf("overlay home (read-only): %w", err)
+		}
+	} else {
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return nil, fmt.Errorf("overlay home: %w", err)
+		}
+		if err := os.Mkdir(d.linkDir(), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("overlay short link dir: %w", err)
+		}
 	}
 
-	feat, err := probe(home, opts.classicMount)
+	feat, err := probe(home, opts.classicMount, d.readOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +114,9 @@ func New(home string, opts Options) (*Driver, error) {
 	logger.Debug("overlay driver opened", "home", home, "mountAPI", feat.mountAPIName(),
 		"metacopy", feat.metacopy, "backingFS", feat.backingFS)
 
-	if err := d.rebuildShortLinks(); err != nil {
+	if d.readOnly {
+		d.logger.Debug("overlay home is read-only; short links are not rebuilt", "home", home)
+	} else if err := d.rebuildShortLinks(); err != nil {
 		return nil, err
 	}
 	for _, hook := range initHooks {
@@ -105,6 +125,33 @@ func New(home string, opts Options) (*Driver, error) {
 		}
 	}
 	return d, nil
+}
+
+// onReadOnlyMount reports whether path, or its nearest existing ancestor,
+// is on a read-only mount.
+func onReadOnlyMount(path string) bool {
+	for {
+		var st unix.Statfs_t
+		err := unix.Statfs(path, &st)
+		if err == nil {
+			return st.Flags&unix.ST_RDONLY != 0
+		}
+		parent := filepath.Dir(path)
+		if !errors.Is(err, unix.ENOENT) || parent == path {
+			return false
+		}
+		path = parent
+	}
+}
+
+// checkWritable fails with driver.ErrReadOnlyStore when the driver does
+// not write to its home; what names the change that was asked for.
+func (d *Driver) checkWritable(id, what string) error {
+	if d.readOnly {
+		return fmt.Errorf("layer %s: %s: overlay home %s is read-only: %w",
+			id, what, d.home, driver.ErrReadOnlyStore)
+	}
+	return nil
 }
 
 // Name returns "overlay".
@@ -120,7 +167,10 @@ func (d *Driver) Status() []driver.StatusPair {
 		{Key: "Backing Filesystem", Value: d.feat.backingFS},
 		{Key: "Mount API", Value: d.feat.mountAPIName()},
 		{Key: "Supports d_type", Value: strconv.FormatBool(d.feat.dType)},
-		{Key: "Using metacopy", Value: strconv.FormatBool(d.feat.metacopy)},
+		{Key: "Read-only", Value: strconv.FormatBool(d.readOnly)},
+		// metacopy is used only by mounts that ask for it (copyUpOptions).
+		{Key: "Using metacopy", Value: "false"},
+		{Key: "Supports metacopy", Value: strconv.FormatBool(d.feat.metacopy)},
 	}
 }
 

@@ -35,6 +35,9 @@ func (d *Driver) create(id, parent string, opts *driver.CreateOpts) (retErr erro
 			return fmt.Errorf("parent of layer %s: %w", id, err)
 		}
 	}
+	if err := d.checkWritable(id, "create"); err != nil {
+		return err
+	}
 	if opts != nil {
 		for key := range opts.StorageOpt {
 			return fmt.Errorf("layer %s: storage option %q: %w", id, key, driver.ErrNotSupported)
@@ -263,6 +266,9 @@ func (d *Driver) Remove(id string) error {
 	if _, err := os.Lstat(d.layerDir(id)); errors.Is(err, fs.ErrNotExist) {
 		delete(d.counts, id)
 		return nil
+	}
+	if err := d.checkWritable(id, "remove"); err != nil {
+		return err
 	}
 	if err := d.unmountLocked(id); err != nil {
 		return err

@@ -20,6 +20,13 @@ import (
 // again: its count goes up. A layer mounted by another process is taken
 // over with a count of one. A count left over from a mount that is gone
 // (another process unmounted it) is reset and the layer mounted again.
+//
+// A layer that is already mounted must be asked for with the same
+// read-only-ness: asking for a read-only mount of a layer mounted
+// read-write (with an upper dir), or the other way round, fails with an
+// error wrapping driver.ErrLayerMounted that says how it is mounted. Other
+// options (mount label, "nodev", ...) of a second request are not
+// compared: the existing mount is returned as it is.
 func (d *Driver) Mount(id string, opts driver.MountOpts) (string, error) {
 	if err := driver.ValidateID(id); err != nil {
 		return "", err
@@ -36,6 +43,9 @@ func (d *Driver) Mount(id string, opts driver.MountOpts) (string, error) {
 		return "", fmt.Errorf("layer %s: %w", id, err)
 	}
 	if mounted {
+		if err := sameReadOnlyness(id, target, opts.ReadOnly); err != nil {
+			return "", err
+		}
 		d.counts[id]++
 		return target, nil
 	}
@@ -99,6 +109,9 @@ func (d *Driver) mountSpec(id string, opts driver.MountOpts) (mountSpec, error) 
 			lowers = append(lowers, relEmpty(id))
 		}
 	} else {
+		if err := d.checkWritable(id, "read-write mount"); err != nil {
+			return mountSpec{}, err
+		}
 		if _, err := os.Stat(d.additionalLayerFile(id)); err == nil {
 			return mountSpec{}, fmt.Errorf("layer %s comes from an additional layer store and cannot be mounted read-write: %w",
 				id, driver.ErrNotSupported)
@@ -125,13 +138,51 @@ func (d *Driver) mountSpec(id string, opts driver.MountOpts) (mountSpec, error) 
 		flags.attr |= unix.MOUNT_ATTR_RDONLY
 		flags.ms |= unix.MS_RDONLY
 	}
-	if d.feat.metacopy && !slices.ContainsFunc(overlayOpts, func(o string) bool {
-		return strings.HasPrefix(o, "metacopy=")
-	}) {
-		overlayOpts = append(overlayOpts, "metacopy=on")
+	if overlayOpts, err = d.copyUpOptions(id, overlayOpts, opts.ReadOnly); err != nil {
+		return mountSpec{}, err
 	}
 	spec.options, spec.flags = overlayOpts, flags
 	return spec, nil
+}
+
+// copyUpOptions settles metacopy and redirect_dir for a mount of layer id.
+//
+// The driver never turns metacopy on by itself, and it turns off the
+// kernel's redirect_dir and metacopy defaults (module parameters) on a
+// read-write mount: with either, a change made through the mount leaves
+// the layer's diff dir without the data it stands for (a chmod leaves a
+// metadata-only copy of a lower file, a rename of a lower directory a
+// redirect to it), and exporting the layer or listing its changes from
+// the diff dir alone would then be wrong. Without them the kernel copies
+// the whole file up and a directory rename falls back to copying
+// (EXDEV), so the diff dir holds every byte it changes. A caller that
+// sets metacopy= or redirect_dir= itself gets what it asked for;
+// metacopy=on on a kernel without it fails here, before mounting.
+func (d *Driver) copyUpOptions(id string, overlayOpts []string, readOnly bool) ([]string, error) {
+	callerSets := false
+	for _, o := range overlayOpts {
+		key, value, _ := strings.Cut(o, "=")
+		switch key {
+		case "metacopy":
+			if value == "on" && !d.feat.metacopy {
+				return nil, fmt.Errorf("layer %s: mount option metacopy=on: this kernel's overlayfs has no metacopy support: %w",
+					id, driver.ErrNotSupported)
+			}
+			callerSets = true
+		case "redirect_dir":
+			callerSets = true
+		}
+	}
+	if readOnly || callerSets {
+		return overlayOpts, nil
+	}
+	if d.feat.metacopyDefault {
+		overlayOpts = append(overlayOpts, "metacopy=off")
+	}
+	if d.feat.metacopyDefault || d.feat.redirectDefault {
+		overlayOpts = append(overlayOpts, "redirect_dir=off")
+	}
+	return overlayOpts, nil
 }
 
 // mountPath is where the files of layer id are found for mounting: its
@@ -242,6 +293,30 @@ func (d *Driver) Mounted(id string) (bool, error) {
 		return false, fmt.Errorf("layer %s: %w", id, err)
 	}
 	return mounted, nil
+}
+
+// sameReadOnlyness checks that the overlay mounted at target is read-only
+// (no upper dir) when readOnly is asked for, and read-write otherwise.
+func sameReadOnlyness(id, target string, readOnly bool) error {
+	infos, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(target))
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	if len(infos) == 0 {
+		return nil
+	}
+	// The newest mount on target is the visible one.
+	hasUpper := slices.ContainsFunc(strings.Split(infos[len(infos)-1].VFSOptions, ","),
+		func(o string) bool { return strings.HasPrefix(o, "upperdir=") })
+	switch {
+	case readOnly && hasUpper:
+		return fmt.Errorf("layer %s is already mounted read-write at %s, a read-only mount was asked for: %w",
+			id, target, driver.ErrLayerMounted)
+	case !readOnly && !hasUpper:
+		return fmt.Errorf("layer %s is already mounted read-only at %s, a read-write mount was asked for: %w",
+			id, target, driver.ErrLayerMounted)
+	}
+	return nil
 }
 
 // isMounted asks the mount table about path; a missing path is not

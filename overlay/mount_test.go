@@ -233,8 +233,9 @@ func TestMountOptionsVisible(t *testing.T) {
 	if !hasOpt(m.superOpts, "volatile") && !hasOpt(m.superOpts, "fsync=volatile") {
 		t.Errorf("super options %v lack volatile", m.superOpts)
 	}
-	if d.feat.metacopy && !hasOpt(m.superOpts, "metacopy=on") {
-		t.Errorf("super options %v lack metacopy=on", m.superOpts)
+	// The driver never adds metacopy=on (see copyUpOptions).
+	if hasOpt(m.superOpts, "metacopy=on") {
+		t.Errorf("super options %v have metacopy=on, which the driver must not add", m.superOpts)
 	}
 	if m.fsType != "overlay" {
 		t.Errorf("fs type %q", m.fsType)

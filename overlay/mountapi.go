@@ -205,12 +205,36 @@ func fsLog(fd int) string {
 		if err != nil || n <= 0 {
 			break
 		}
-		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+		if msg := fsLogMessage(string(buf[:n])); msg != "" {
+			msgs = append(msgs, msg)
+		}
 	}
 	if len(msgs) == 0 {
 		return ""
 	}
 	return " (kernel: " + strings.Join(msgs, "; ") + ")"
+}
+
+// fsLogMessage turns one record of a filesystem context's log into error
+// text. The kernel starts each record with its level and a space ("e " for
+// an error, "w " a warning, "i " information); the level is dropped for
+// errors, spelled out for the others, so the text reads
+// "overlay: Unknown parameter 'x'" rather than "e overlay: ...".
+func fsLogMessage(record string) string {
+	record = strings.TrimSpace(record)
+	level, msg, ok := strings.Cut(record, " ")
+	if !ok || len(level) != 1 {
+		return record
+	}
+	switch level {
+	case "e":
+		return msg
+	case "w":
+		return "warning: " + msg
+	case "i":
+		return "info: " + msg
+	}
+	return record
 }
 
 // mountClassic mounts spec with mount(2): the options are one string,

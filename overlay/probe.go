@@ -16,11 +16,16 @@ import (
 // features are what New found out about the kernel and the backing
 // filesystem; they do not change while the driver is open.
 type features struct {
-	newAPI    bool   // fsopen + fsconfig "lowerdir+" (Linux 6.8+)
-	metacopy  bool   // the overlay takes metacopy=on
-	dType     bool   // the backing filesystem fills in d_type
-	selinux   bool   // SELinux is enabled, so mount labels apply
-	backingFS string // name of the filesystem holding the home
+	newAPI   bool // fsopen + fsconfig "lowerdir+" (Linux 6.8+)
+	metacopy bool // the overlay takes metacopy=on
+	// metacopyDefault and redirectDefault: the overlay module's
+	// parameters turn metacopy and redirect_dir on for mounts that do
+	// not say otherwise.
+	metacopyDefault bool
+	redirectDefault bool
+	dType           bool   // the backing filesystem fills in d_type
+	selinux         bool   // SELinux is enabled, so mount labels apply
+	backingFS       string // name of the filesystem holding the home
 }
 
 func (f features) mountAPIName() string {
@@ -33,14 +38,30 @@ func (f features) mountAPIName() string {
 // selinuxEnforce exists when SELinux is enabled (selinuxfs is mounted).
 const selinuxEnforce = "/sys/fs/selinux/enforce"
 
-// metacopyParam exists when the overlay module knows the metacopy option.
-const metacopyParam = "/sys/module/overlay/parameters/metacopy"
+// metacopyParam exists when the overlay module knows the metacopy option;
+// it and redirectDirParam read "Y" when the module turns the feature on
+// by default.
+const (
+	metacopyParam    = "/sys/module/overlay/parameters/metacopy"
+	redirectDirParam = "/sys/module/overlay/parameters/redirect_dir"
+)
+
+// moduleParamOn reports whether the overlay module parameter at path
+// reads "Y".
+func moduleParamOn(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.TrimSpace(string(b)) == "Y"
+}
 
 // probe tries an overlay on a scratch directory in home, first with the new
 // mount API (unless classic is set), then with mount(2), each with
 // metacopy=on first when the module knows it. The scratch directory's
 // name starts with '.', which no layer id can.
-func probe(home string, classic bool) (features, error) {
+//
+// A read-only home cannot hold the scratch directory: then d_type is read
+// off the home's own entries, the new mount API is tried without creating
+// a superblock, and metacopy support is taken from the module parameter.
+func probe(home string, classic, readOnly bool) (features, error) {
 	var f features
 	var st unix.Statfs_t
 	if err := unix.Statfs(home, &st); err != nil {
@@ -49,6 +70,11 @@ func probe(home string, classic bool) (features, error) {
 	f.backingFS = fsName(st.Type)
 	if _, err := os.Stat(selinuxEnforce); err == nil {
 		f.selinux = true
+	}
+	f.metacopyDefault = moduleParamOn(metacopyParam)
+	f.redirectDefault = moduleParamOn(redirectDirParam)
+	if readOnly {
+		return probeReadOnly(home, classic, f)
 	}
 
 	dir, err := os.MkdirTemp(home, ".probe-")
@@ -110,6 +136,28 @@ func probe(home string, classic bool) (features, error) {
 		home, f.backingFS, errors.Join(errs...), driver.ErrNotSupported)
 }
 
+// probeReadOnly is probe for a home it cannot write to.
+func probeReadOnly(home string, classic bool, f features) (features, error) {
+	var err error
+	if f.dType, err = dirFillsDType(home); err != nil {
+		return f, err
+	}
+	if _, err := os.Stat(metacopyParam); err == nil {
+		f.metacopy = true
+	}
+	if classic {
+		return f, nil
+	}
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return f, nil
+	}
+	defer unix.Close(fd)
+	// "lowerdir+" looks its path up when it is set, which needs no write.
+	f.newAPI = unix.FsconfigSetString(fd, "lowerdir+", home) == nil
+	return f, nil
+}
+
 // createNewAPI builds (but does not mount) an overlay superblock for
 // spec, which checks everything the kernel checks at mount time.
 func createNewAPI(spec mountSpec) error {
@@ -154,6 +202,20 @@ func fillsDType(dir string) (bool, error) {
 	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); err != nil {
 		return false, fmt.Errorf("d_type probe: %w", err)
 	}
+	return readsDType(dir, func(name []byte) bool {
+		return len(name) > 0 && name[0] == 'f' && (len(name) == 1 || name[1] == 0)
+	})
+}
+
+// dirFillsDType reads dir's existing entries ("." included) with
+// getdents64 and reports whether the filesystem gives their types.
+func dirFillsDType(dir string) (bool, error) {
+	return readsDType(dir, func([]byte) bool { return true })
+}
+
+// readsDType reports the d_type verdict of the first entry of dir that
+// match accepts (name is NUL padded).
+func readsDType(dir string, match func(name []byte) bool) (bool, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false, fmt.Errorf("d_type probe: %w", err)
@@ -176,7 +238,7 @@ func fillsDType(dir string) (bool, error) {
 			}
 			typ := buf[off+18]
 			name := buf[off+19 : off+reclen]
-			if len(name) > 0 && name[0] == 'f' && (len(name) == 1 || name[1] == 0) {
+			if match(name) {
 				return typ != unix.DT_UNKNOWN, nil
 			}
 			off += reclen
