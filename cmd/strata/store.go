@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stratafs/strata/layers"
 	"github.com/stratafs/strata/overlay"
 )
@@ -31,11 +33,20 @@ func openStore(g *globals) (*layers.Store, error) {
 		Driver:      drv,
 		Logger:      g.logger,
 		MaxDiffSize: g.maxDiffSize,
+		// A root on a read-only mount can still be read: the verbs that
+		// change it then fail with driver.ErrReadOnlyStore.
+		ReadOnly: onReadOnlyMount(g.root),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open layer store in %s: %w", g.root, err)
 	}
 	return store, nil
+}
+
+// onReadOnlyMount reports whether path exists on a read-only mount.
+func onReadOnlyMount(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Flags&unix.ST_RDONLY != 0
 }
 
 // withStore opens the store, runs fn and closes the store, returning fn's
