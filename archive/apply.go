@@ -36,10 +36,18 @@ type Result struct {
 // driver.ErrInvalidLayerData when the entry itself is malformed or unsafe.
 type EntryError struct {
 	Name string // the entry's name as the tar gives it
-	Err  error
+	// BeforeFirst tells that the stream failed before any entry was read
+	// (Name is then ""): junk or a cut where the first header should be.
+	BeforeFirst bool
+	Err         error
 }
 
-func (e *EntryError) Error() string { return fmt.Sprintf("entry %q: %v", e.Name, e.Err) }
+func (e *EntryError) Error() string {
+	if e.BeforeFirst {
+		return fmt.Sprintf("before the first entry: %v", e.Err)
+	}
+	return fmt.Sprintf("entry %q: %v", e.Name, e.Err)
+}
 
 // Unwrap returns the underlying error.
 func (e *EntryError) Unwrap() error { return e.Err }
@@ -66,7 +74,7 @@ func Apply(root string, r io.Reader, opts Options) (Result, error) {
 
 	a.stream = &streamReader{r: r}
 	tr := tar.NewReader(a.stream)
-	last := ""
+	last, read := "", false
 	for {
 		a.stream.startRecording()
 		hdr, err := tr.Next()
@@ -77,9 +85,9 @@ func Apply(root string, r io.Reader, opts Options) (Result, error) {
 		// tar.ErrInsecurePath comes with a usable header; names are made
 		// safe below.
 		if err != nil && (hdr == nil || !errors.Is(err, tar.ErrInsecurePath)) {
-			return Result{}, &EntryError{Name: last, Err: invalid("reading tar after this entry: %w", err)}
+			return Result{}, headerError(a.stream.rec, last, read, err)
 		}
-		last = hdr.Name
+		last, read = hdr.Name, true
 		if err := a.entry(tr, hdr); err != nil {
 			return Result{}, &EntryError{Name: hdr.Name, Err: err}
 		}

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,7 @@ func checkEntryErr(t *testing.T, err error, entry string) {
 	if !errors.As(err, &ee) {
 		t.Fatalf("err = %v, want an EntryError naming %q", err, entry)
 	}
-	if ee.Name != entry || !strings.Contains(err.Error(), `entry "`+entry+`"`) {
+	if ee.Name != entry || !strings.Contains(err.Error(), fmt.Sprintf("entry %q", entry)) {
 		t.Errorf("err = %v, want it to name %q", err, entry)
 	}
 	if !errors.Is(err, driver.ErrInvalidLayerData) {
