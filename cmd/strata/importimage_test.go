@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,4 +113,85 @@ func TestImportImageCorrupt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestImportImageMatchesSequential: import-image, which applies layers
+// concurrently and commits them in order, gives the same layers as
+// importing them one by one with --parent: records, exported bytes and
+// layer roots (with and without a "./" entry) alike.
+func TestImportImageMatchesSequential(t *testing.T) {
+	tars := [][]byte{
+		testutil.NewTar().Dir("./", testutil.Mode(0o2750), testutil.Owner(10, 20)).Dir("etc/").File("etc/a", "a").Bytes(),
+		testutil.NewTar().Dir("etc/").File("etc/b", strings.Repeat("b", 300<<10), testutil.Owner(1000, 1000)).Bytes(),
+		testutil.NewTar().Dir("etc/").Whiteout("etc/a").Bytes(),
+		testutil.NewTar().Dir(".", testutil.Mode(0o700), testutil.Owner(3, 4)).File("c", "c").Bytes(),
+		testutil.NewTar().File("d", "d").Bytes(),
+	}
+	var img imagetest.Image
+	img.Ref = "example.com/seq:1"
+	for i, tb := range tars {
+		img.Layers = append(img.Layers, imagetest.NewLayer(tb, []string{"gzip", "zstd", ""}[i%3]))
+	}
+	dir := t.TempDir()
+	imagetest.WriteOCILayout(t, dir, img)
+
+	together := newCLI(t)
+	var chainA []string
+	for _, line := range strings.Split(together.ok("import-image", dir), "\n") {
+		if f := strings.Fields(line); len(f) == 5 && f[3] == "applied" {
+			chainA = append(chainA, f[4])
+		}
+	}
+
+	oneByOne := newCLI(t)
+	var chainB []string
+	for i, l := range img.Layers {
+		blob := filepath.Join(dir, "blobs", "sha256", l.Digest().Encoded())
+		args := []string{"import"}
+		if i > 0 {
+			args = append(args, "--parent", chainB[i-1])
+		}
+		chainB = append(chainB, lastLine(oneByOne.ok(append(args, blob)...)))
+	}
+	if len(chainA) != len(tars) || len(chainB) != len(tars) {
+		t.Fatalf("chains %v and %v, want %d layers each", chainA, chainB, len(tars))
+	}
+
+	for i := range tars {
+		recA, recB := layerJSON(t, together, chainA[i]), layerJSON(t, oneByOne, chainB[i])
+		for _, key := range []string{"diff-digest", "diff-size", "compressed-diff-digest", "compressed-size", "compression", "uidset", "gidset"} {
+			if a, b := fmt.Sprint(recA[key]), fmt.Sprint(recB[key]); a != b {
+				t.Errorf("layer %d: %s %s (import-image) != %s (one by one)", i+1, key, a, b)
+			}
+		}
+		if i > 0 && (recA["parent"] != chainA[i-1] || recB["parent"] != chainB[i-1]) {
+			t.Errorf("layer %d: parents %v and %v", i+1, recA["parent"], recB["parent"])
+		}
+		treeA := testutil.Snapshot(t, filepath.Join(together.root, "overlay", chainA[i], "diff"))
+		treeB := testutil.Snapshot(t, filepath.Join(oneByOne.root, "overlay", chainB[i], "diff"))
+		// The root's mtime is the apply time when no "./" entry sets it.
+		diff := slices.DeleteFunc(treeA.Diff(treeB), func(s string) bool { return strings.HasPrefix(s, ".: mtime ") })
+		if len(diff) > 0 {
+			t.Errorf("layer %d: files differ: %v", i+1, diff)
+		}
+		outA, outB := filepath.Join(t.TempDir(), "a.tar"), filepath.Join(t.TempDir(), "b.tar")
+		together.ok("diff", "-o", outA, chainA[i])
+		oneByOne.ok("diff", "-o", outB, chainB[i])
+		a, _ := os.ReadFile(outA)
+		b, _ := os.ReadFile(outB)
+		if !bytes.Equal(a, b) || !bytes.Equal(a, tars[i]) {
+			t.Errorf("layer %d: exported tars differ from each other or from the input", i+1)
+		}
+	}
+}
+
+// layerJSON returns the JSON record `strata layer --json` prints.
+func layerJSON(t *testing.T, c *cli, id string) map[string]any {
+	t.Helper()
+	out := c.ok("layer", "--json", id)
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatalf("layer --json %s: %v\n%s", id, err, out)
+	}
+	return rec
 }
