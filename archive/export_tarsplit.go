@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/vbatts/tar-split/tar/asm"
 	"golang.org/x/sys/unix"
@@ -42,15 +41,17 @@ func ExportTarSplit(dir string, tarSplit io.Reader, w io.Writer) error {
 }
 
 // diffDirGetter hands tar-split the content of a file named in the tar,
-// resolving the name inside the diff dir the way Apply placed it: `..` and
-// absolute symlinks stay inside the root.
+// resolving the name inside the diff dir the way Apply placed it: the name
+// is cleaned lexically by cleanName, as Apply cleans it ("a/../b" is "b"
+// whether or not "a" exists), and symlinks met on the way stay inside the
+// root.
 type diffDirGetter struct {
 	root *os.File
 }
 
 // Get opens the file that tar entry name was applied to.
 func (g diffDirGetter) Get(name string) (io.ReadCloser, error) {
-	rel := strings.TrimLeft(name, "/")
+	rel := cleanName(name)
 	if rel == "" {
 		rel = "."
 	}
