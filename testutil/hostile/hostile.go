@@ -29,8 +29,9 @@ type Case struct {
 	// alone is not run on it.
 	StoreOnly bool
 	// Huge marks an entry whose apparent size is far beyond its bytes (a
-	// sparse file): the store's tar-split recorder reads it expanded, so
-	// the store tests run a scaled-down version instead.
+	// sparse file). It is informational: every test runs such a case at
+	// full size, the store's Put and Diff included, since the tar-split
+	// recorder and the export keep sparse entries compact.
 	Huge bool
 	// ExpectedDigest, when set, is passed to Put as the expected
 	// uncompressed digest.
