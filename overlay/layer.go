@@ -25,9 +25,14 @@ func (d *Driver) CreateReadWrite(id, parent string, opts *driver.CreateOpts) err
 }
 
 // create is all or nothing: when it fails, neither the layer dir nor a
-// short link of it is left.
+// short link of it is left. Create, CreateReadWrite, a staged Commit and
+// an Additional Layer Store's CreateAs all come here, so the reserved ids
+// are refused in one place.
 func (d *Driver) create(id, parent string, opts *driver.CreateOpts) (retErr error) {
 	if err := driver.ValidateID(id); err != nil {
+		return err
+	}
+	if err := reservedID(id); err != nil {
 		return err
 	}
 	if parent != "" {

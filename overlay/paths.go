@@ -30,6 +30,17 @@ const (
 	maxStack = 500
 )
 
+// reservedID fails with driver.ErrInvalidArgument for the layer ids that
+// are valid ids but name the driver's own dirs in the home (l, staging):
+// such a layer would share its dir with them.
+func reservedID(id string) error {
+	if id == linkDirName || id == stagingDirName {
+		return fmt.Errorf("layer %s: the name is reserved for the overlay driver's own %s dir in its home: %w",
+			id, id, driver.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // linkDir is home/l, where the short links live.
 func (d *Driver) linkDir() string { return filepath.Join(d.home, linkDirName) }
 
