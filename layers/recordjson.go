@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	digest "github.com/opencontainers/go-digest"
 )
 
 // Reading layers.json fast. A store of 10,000 layers is opened by every
@@ -141,6 +143,28 @@ var knownFieldBits = func() map[string]uint32 {
 // readRecord reads one record object into l. It returns false when the
 // record needs encoding/json; r.pos is then anywhere inside it.
 func (r *recordReader) readRecord(l *Layer) bool {
+	var seen uint32
+	ok := r.objectMembers(func(key string) bool {
+		bit, known := knownFieldBits[key]
+		if !known {
+			return r.readUnknown(l, key)
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return r.readKnown(l, key)
+	})
+	if !ok {
+		return false
+	}
+	l.ReadOnly = l.flagSet(flagReadOnly)
+	return true
+}
+
+// objectMembers reads an object whose keys are plain strings (see
+// plainString), calling each for every member with r at its value.
+func (r *recordReader) objectMembers(each func(key string) bool) bool {
 	if !r.consume('{') {
 		return false
 	}
@@ -148,7 +172,6 @@ func (r *recordReader) readRecord(l *Layer) bool {
 	if r.consume('}') {
 		return true
 	}
-	var seen uint32
 	for {
 		r.skipSpace()
 		key, ok := r.plainString()
@@ -160,27 +183,17 @@ func (r *recordReader) readRecord(l *Layer) bool {
 			return false
 		}
 		r.skipSpace()
-		if bit, known := knownFieldBits[key]; known {
-			if seen&bit != 0 {
-				return false
-			}
-			seen |= bit
-			if !r.readKnown(l, key) {
-				return false
-			}
-		} else if !r.readUnknown(l, key) {
+		if !each(key) {
 			return false
 		}
 		r.skipSpace()
 		if r.consume('}') {
-			break
+			return true
 		}
 		if !r.consume(',') {
 			return false
 		}
 	}
-	l.ReadOnly = l.flagSet(flagReadOnly)
-	return true
 }
 
 // readKnown reads the value of known field key into l.
@@ -205,21 +218,15 @@ func (r *recordReader) readKnown(l *Layer, key string) bool {
 		// Time's own method, with the raw value, as encoding/json calls it.
 		return l.Created.UnmarshalJSON(r.data[start:r.pos]) == nil
 	case "compressed-diff-digest":
-		var s string
-		s, ok = r.stringValue()
-		l.CompressedDigest = digestOf(s)
+		l.CompressedDigest, ok = r.digestValue()
 	case "compressed-size":
 		l.CompressedSize, ok = r.intValue()
 	case "diff-digest":
-		var s string
-		s, ok = r.stringValue()
-		l.UncompressedDigest = digestOf(s)
+		l.UncompressedDigest, ok = r.digestValue()
 	case "diff-size":
 		l.UncompressedSize, ok = r.intValue()
 	case "toc-digest":
-		var s string
-		s, ok = r.stringValue()
-		l.TOCDigest = digestOf(s)
+		l.TOCDigest, ok = r.digestValue()
 	case "compression":
 		var n int64
 		n, ok = r.intValue()
@@ -300,6 +307,13 @@ func (r *recordReader) stringValue() (string, bool) {
 	return s, true
 }
 
+// digestValue reads a digest as stringValue reads a string; it is not
+// validated (encoding/json does not validate it either).
+func (r *recordReader) digestValue() (digest.Digest, bool) {
+	s, ok := r.stringValue()
+	return digest.Digest(s), ok
+}
+
 // number reads a JSON number and returns its text.
 func (r *recordReader) number() (string, bool) {
 	start := r.pos
@@ -323,192 +337,142 @@ func (r *recordReader) intValue() (int64, bool) {
 	return n, err == nil
 }
 
-// arrayElements reads an array (or null: isNull), calling each for every
-// element with r at its first byte.
-func (r *recordReader) arrayElements(each func() bool) (isNull, ok bool) {
+// readArray reads an array (null is nil, [] is empty), calling elem for
+// every element with r at its first byte.
+func readArray[T any](r *recordReader, elem func() (T, bool)) ([]T, bool) {
 	if r.consumeWord("null") {
-		return true, true
+		return nil, true
 	}
 	if !r.consume('[') {
-		return false, false
+		return nil, false
 	}
+	list := []T{}
 	r.skipSpace()
 	if r.consume(']') {
-		return false, true
+		return list, true
 	}
 	for {
 		r.skipSpace()
-		if !each() {
-			return false, false
+		v, ok := elem()
+		if !ok {
+			return nil, false
 		}
+		list = append(list, v)
 		r.skipSpace()
 		if r.consume(']') {
-			return false, true
+			return list, true
 		}
 		if !r.consume(',') {
-			return false, false
+			return nil, false
 		}
 	}
 }
 
-// stringArray reads an array of strings; null is nil, [] is empty.
+// stringArray reads an array of strings.
 func (r *recordReader) stringArray() ([]string, bool) {
-	list := []string{}
-	isNull, ok := r.arrayElements(func() bool {
+	return readArray(r, func() (string, bool) {
 		if r.peek() != '"' {
-			return false
+			return "", false
 		}
-		s, ok := r.stringValue()
-		list = append(list, s)
-		return ok
+		return r.stringValue()
 	})
-	if isNull {
-		return nil, ok
-	}
-	return list, ok
 }
 
 // uint32Array reads an array of plain integers that fit a uint32.
 func (r *recordReader) uint32Array() ([]uint32, bool) {
-	list := []uint32{}
-	isNull, ok := r.arrayElements(func() bool {
+	return readArray(r, func() (uint32, bool) {
 		s, ok := r.number()
 		if !ok {
-			return false
+			return 0, false
 		}
 		n, err := strconv.ParseUint(s, 10, 32)
-		list = append(list, uint32(n))
-		return err == nil
+		return uint32(n), err == nil
 	})
-	if isNull {
-		return nil, ok
-	}
-	return list, ok
 }
 
 // idMapArray reads an array of id mappings, each an object of exactly the
 // known keys (at most once each) with integer or null values.
 func (r *recordReader) idMapArray() ([]IDMap, bool) {
-	list := []IDMap{}
-	isNull, ok := r.arrayElements(func() bool {
-		var m IDMap
-		if !r.consume('{') {
+	return readArray(r, r.idMap)
+}
+
+func (r *recordReader) idMap() (IDMap, bool) {
+	var m IDMap
+	var seen [3]bool
+	ok := r.objectMembers(func(key string) bool {
+		var field *int
+		var i int
+		switch key {
+		case "container_id":
+			field, i = &m.ContainerID, 0
+		case "host_id":
+			field, i = &m.HostID, 1
+		case "size":
+			field, i = &m.Size, 2
+		default:
 			return false
 		}
-		r.skipSpace()
-		if r.consume('}') {
-			list = append(list, m)
-			return true
+		if seen[i] {
+			return false
 		}
-		var seen [3]bool
-		for {
-			r.skipSpace()
-			key, ok := r.plainString()
-			if !ok {
-				return false
-			}
-			r.skipSpace()
-			if !r.consume(':') {
-				return false
-			}
-			r.skipSpace()
-			var field *int
-			var i int
-			switch key {
-			case "container_id":
-				field, i = &m.ContainerID, 0
-			case "host_id":
-				field, i = &m.HostID, 1
-			case "size":
-				field, i = &m.Size, 2
-			default:
-				return false
-			}
-			if seen[i] {
-				return false
-			}
-			seen[i] = true
-			n, ok := r.intValue()
-			if !ok {
-				return false
-			}
-			*field = int(n)
-			r.skipSpace()
-			if r.consume('}') {
-				break
-			}
-			if !r.consume(',') {
-				return false
-			}
+		seen[i] = true
+		n, ok := r.intValue()
+		if !ok {
+			return false
 		}
-		list = append(list, m)
+		*field = int(n)
 		return true
 	})
-	if isNull {
-		return nil, ok
-	}
-	return list, ok
+	return m, ok
 }
 
 // flagsValue reads the flags object as encoding/json fills a
-// map[string]any: strings, booleans, null, float64 numbers, and nested
-// values through encoding/json itself.
+// map[string]any.
 func (r *recordReader) flagsValue() (map[string]any, bool) {
 	if r.consumeWord("null") {
 		return nil, true
 	}
-	if !r.consume('{') {
-		return nil, false
-	}
 	flags := map[string]any{}
-	r.skipSpace()
-	if r.consume('}') {
-		return flags, true
-	}
-	for {
-		r.skipSpace()
-		key, ok := r.plainString()
+	ok := r.objectMembers(func(key string) bool {
+		v, ok := r.flagValue()
 		if !ok {
-			return nil, false
-		}
-		r.skipSpace()
-		if !r.consume(':') {
-			return nil, false
-		}
-		r.skipSpace()
-		var v any
-		switch c := r.peek(); {
-		case c == '"':
-			v, ok = r.stringValue()
-		case r.consumeWord("true"):
-			v = true
-		case r.consumeWord("false"):
-			v = false
-		case r.consumeWord("null"):
-			v = nil
-		case c == '-' || (c >= '0' && c <= '9'):
-			var s string
-			if s, ok = r.number(); ok {
-				var err error
-				v, err = strconv.ParseFloat(s, 64)
-				ok = err == nil
-			}
-		default:
-			start := r.pos
-			if ok = r.skipValue(); ok {
-				ok = json.Unmarshal(r.data[start:r.pos], &v) == nil
-			}
-		}
-		if !ok {
-			return nil, false
+			return false
 		}
 		flags[key] = v
-		r.skipSpace()
-		if r.consume('}') {
-			return flags, true
-		}
-		if !r.consume(',') {
+		return true
+	})
+	if !ok {
+		return nil, false
+	}
+	return flags, true
+}
+
+// flagValue reads one flag's value: strings, booleans, null, float64
+// numbers, and nested values through encoding/json itself.
+func (r *recordReader) flagValue() (v any, ok bool) {
+	switch c := r.peek(); {
+	case c == '"':
+		return r.stringValue()
+	case r.consumeWord("true"):
+		return true, true
+	case r.consumeWord("false"):
+		return false, true
+	case r.consumeWord("null"):
+		return nil, true
+	case c == '-' || (c >= '0' && c <= '9'):
+		s, ok := r.number()
+		if !ok {
 			return nil, false
 		}
+		n, err := strconv.ParseFloat(s, 64)
+		return n, err == nil
 	}
+	start := r.pos
+	if !r.skipValue() {
+		return nil, false
+	}
+	if err := json.Unmarshal(r.data[start:r.pos], &v); err != nil {
+		return nil, false
+	}
+	return v, true
 }

@@ -62,7 +62,7 @@ func (l *Layer) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"id":`...)
 	b = appendString(b, l.ID)
 	if len(l.Names) > 0 {
-		b = appendStrings(append(b, `,"names":`...), l.Names)
+		b = appendList(append(b, `,"names":`...), l.Names, appendString)
 	}
 	b = appendStringField(b, `,"parent":`, l.Parent)
 	b = appendStringField(b, `,"metadata":`, l.Metadata)
@@ -83,10 +83,10 @@ func (l *Layer) appendJSON(b []byte) ([]byte, error) {
 	b = appendStringField(b, `,"toc-digest":`, string(l.TOCDigest))
 	b = appendIntField(b, `,"compression":`, int64(l.CompressionType))
 	if len(l.UIDs) > 0 {
-		b = appendUint32s(append(b, `,"uidset":`...), l.UIDs)
+		b = appendList(append(b, `,"uidset":`...), l.UIDs, appendUint32)
 	}
 	if len(l.GIDs) > 0 {
-		b = appendUint32s(append(b, `,"gidset":`...), l.GIDs)
+		b = appendList(append(b, `,"gidset":`...), l.GIDs, appendUint32)
 	}
 	if len(l.Flags) > 0 {
 		if b, err = appendFlags(append(b, `,"flags":`...), l.Flags); err != nil {
@@ -94,13 +94,13 @@ func (l *Layer) appendJSON(b []byte) ([]byte, error) {
 		}
 	}
 	if len(l.UIDMap) > 0 {
-		b = appendIDMaps(append(b, `,"uidmap":`...), l.UIDMap)
+		b = appendList(append(b, `,"uidmap":`...), l.UIDMap, appendIDMap)
 	}
 	if len(l.GIDMap) > 0 {
-		b = appendIDMaps(append(b, `,"gidmap":`...), l.GIDMap)
+		b = appendList(append(b, `,"gidmap":`...), l.GIDMap, appendIDMap)
 	}
 	if len(l.BigDataNames) > 0 {
-		b = appendStrings(append(b, `,"big-data-names":`...), l.BigDataNames)
+		b = appendList(append(b, `,"big-data-names":`...), l.BigDataNames, appendString)
 	}
 	if b, err = l.appendExtra(b); err != nil {
 		return nil, err
@@ -180,40 +180,25 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func appendStrings(b []byte, list []string) []byte {
+// appendList appends list as a JSON array, each element by appendElem.
+func appendList[T any](b []byte, list []T, appendElem func([]byte, T) []byte) []byte {
 	b = append(b, '[')
-	for i, s := range list {
+	for i, v := range list {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = appendElem(b, v)
 	}
 	return append(b, ']')
 }
 
-func appendUint32s(b []byte, list []uint32) []byte {
-	b = append(b, '[')
-	for i, n := range list {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendUint(b, uint64(n), 10)
-	}
-	return append(b, ']')
-}
+func appendUint32(b []byte, n uint32) []byte { return strconv.AppendUint(b, uint64(n), 10) }
 
-func appendIDMaps(b []byte, list []IDMap) []byte {
-	b = append(b, '[')
-	for i, m := range list {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(append(b, `{"container_id":`...), int64(m.ContainerID), 10)
-		b = strconv.AppendInt(append(b, `,"host_id":`...), int64(m.HostID), 10)
-		b = strconv.AppendInt(append(b, `,"size":`...), int64(m.Size), 10)
-		b = append(b, '}')
-	}
-	return append(b, ']')
+func appendIDMap(b []byte, m IDMap) []byte {
+	b = strconv.AppendInt(append(b, `{"container_id":`...), int64(m.ContainerID), 10)
+	b = strconv.AppendInt(append(b, `,"host_id":`...), int64(m.HostID), 10)
+	b = strconv.AppendInt(append(b, `,"size":`...), int64(m.Size), 10)
+	return append(b, '}')
 }
 
 // appendFlags appends the flags object, keys sorted as encoding/json sorts

@@ -1,10 +1,6 @@
 package layers
 
-import (
-	"unicode/utf8"
-
-	digest "github.com/opencontainers/go-digest"
-)
+import "unicode/utf8"
 
 // The syntax side of recordReader: it delimits strings, numbers and whole
 // values exactly as RFC 8259 allows, so that whatever it hands on is valid
@@ -13,8 +9,6 @@ import (
 // maxNesting is encoding/json's nesting limit; deeper values are left to
 // it (it rejects them).
 const maxNesting = 10000
-
-func digestOf(s string) digest.Digest { return digest.Digest(s) }
 
 // scanString moves past the string at r.pos. escaped reports a backslash
 // in it, valid that its bytes are valid UTF-8; ok is false on bad syntax.
