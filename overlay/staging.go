@@ -44,22 +44,26 @@ type staged struct {
 	gone    bool     // committed or discarded
 }
 
-// Stage makes an empty, locked staging area below home/staging.
+// Stage makes an empty, locked staging area below home/staging. A
+// read-only home fails with driver.ErrReadOnlyStore.
 func (d *Driver) Stage() (driver.Staged, error) {
+	if d.readOnly {
+		return nil, fmt.Errorf("overlay staging: overlay home %s is read-only: %w", d.home, driver.ErrReadOnlyStore)
+	}
 	if err := os.MkdirAll(d.stagingDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("overlay staging: %w", err)
+		return nil, stagingError(err)
 	}
 	for range 10 {
 		dir, err := os.MkdirTemp(d.stagingDir(), "")
 		if errors.Is(err, fs.ErrNotExist) {
 			// The last Discard removed home/staging after our MkdirAll.
 			if err := os.MkdirAll(d.stagingDir(), 0o700); err != nil {
-				return nil, fmt.Errorf("overlay staging: %w", err)
+				return nil, stagingError(err)
 			}
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("overlay staging: %w", err)
+			return nil, stagingError(err)
 		}
 		lock, err := lockStaging(dir)
 		if errors.Is(err, errStagingGone) {
@@ -82,6 +86,15 @@ func (d *Driver) Stage() (driver.Staged, error) {
 		return s, nil
 	}
 	return nil, errors.New("overlay staging: every new staging dir was removed by a cleanup")
+}
+
+// stagingError names the staging dir in err, and marks a filesystem made
+// read-only after New (EROFS) with driver.ErrReadOnlyStore.
+func stagingError(err error) error {
+	if errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("overlay staging: %w: %w", err, driver.ErrReadOnlyStore)
+	}
+	return fmt.Errorf("overlay staging: %w", err)
 }
 
 var (
