@@ -51,6 +51,9 @@ type Driver struct {
 	// readOnly: the home is not written (Options.ReadOnly or a read-only
 	// filesystem).
 	readOnly bool
+	// recovered describes the repairs New made (see Recovered); written
+	// only by New.
+	recovered []string
 
 	// mu guards counts and serialises mount and unmount calls.
 	mu     sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -297,7 +298,7 @@ func (d *Driver) Remove(id string) error {
 
 // rebuildShortLinks recreates every l/<short> link that a layer's link
 // file names but that is missing or wrong (a store copied without l/,
-// or a crash during Create).
+// or a crash during Create), and records each one for Recovered.
 func (d *Driver) rebuildShortLinks() error {
 	entries, err := os.ReadDir(d.home)
 	if err != nil {
@@ -328,6 +329,13 @@ func (d *Driver) rebuildShortLinks() error {
 			return fmt.Errorf("layer %s: rebuild short link: %w", id, err)
 		}
 		d.logger.Debug("rebuilt short link", "layer", id, "link", short)
+		d.recovered = append(d.recovered, fmt.Sprintf("layer %s: short link %s -> %s rebuilt",
+			id, shortLinkRel(short), shortLinkTarget(id)))
 	}
 	return nil
 }
+
+// Recovered returns what New repaired by itself: one line per short link
+// it rebuilt, naming the layer. The layer store reports them (kind
+// "rebuilt-link") in Check.
+func (d *Driver) Recovered() []string { return slices.Clone(d.recovered) }
