@@ -133,9 +133,19 @@ func (s *Store) checkChain(l *Layer) error {
 	}
 }
 
+// mountModeChecker is met by drivers that can tell whether a layer's
+// mount has the read-only-ness a new request asks for (the overlay driver
+// can); the error wraps driver.ErrLayerMounted.
+type mountModeChecker interface {
+	CheckMountMode(id string, readOnly bool) error
+}
+
 // Mount mounts layer ref with its parents and returns the mount point. A
 // layer already mounted (by any process) gets one more user and the same
-// path. Takes the read lock of layers.lock, then the write lock of
+// path, provided it is mounted read-only when a read-only mount is asked
+// for and read-write otherwise: a request of the other kind fails with the
+// driver's error wrapping driver.ErrLayerMounted, and the count stays.
+// Takes the read lock of layers.lock, then the write lock of
 // mountpoints.lock.
 func (s *Store) Mount(ref string, opts MountOptions) (string, error) {
 	done, err := s.startReading()
@@ -162,7 +172,13 @@ func (s *Store) Mount(ref string, opts MountOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	readOnly := opts.ReadOnly || l.ReadOnly
 	if count > 0 {
+		if c, ok := s.drv.(mountModeChecker); ok {
+			if err := c.CheckMountMode(l.ID, readOnly); err != nil {
+				return "", err // it names the layer and how it is mounted
+			}
+		}
 		m.Count++
 		if err := s.saveMounts(list); err != nil {
 			return "", fmt.Errorf("layer %s: %w", l.ID, err)
@@ -178,7 +194,7 @@ func (s *Store) Mount(ref string, opts MountOptions) (string, error) {
 		label = l.MountLabel
 	}
 	path, err := s.drv.Mount(l.ID, driver.MountOpts{
-		ReadOnly:   opts.ReadOnly || l.ReadOnly,
+		ReadOnly:   readOnly,
 		MountLabel: label,
 		Options:    opts.Options,
 	})

@@ -295,6 +295,26 @@ func (d *Driver) Mounted(id string) (bool, error) {
 	return mounted, nil
 }
 
+// CheckMountMode fails with the error Mount gives, wrapping
+// driver.ErrLayerMounted, when layer id is mounted with the other
+// read-only-ness than readOnly asks for. A layer that is not mounted, or
+// is mounted that way, passes. The layer store asks it before it counts
+// one more user of a mount without calling Mount.
+func (d *Driver) CheckMountMode(id string, readOnly bool) error {
+	if err := driver.ValidateID(id); err != nil {
+		return err
+	}
+	target := d.mergedDir(id)
+	mounted, err := isMounted(target)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	if !mounted {
+		return nil
+	}
+	return sameReadOnlyness(id, target, readOnly)
+}
+
 // sameReadOnlyness checks that the overlay mounted at target is read-only
 // (no upper dir) when readOnly is asked for, and read-write otherwise.
 func sameReadOnlyness(id, target string, readOnly bool) error {

@@ -139,3 +139,27 @@ func TestCopyUpOptionsKernelAccepts(t *testing.T) {
 		t.Errorf("super options %v", m.superOpts)
 	}
 }
+
+// TestCheckMountMode: CheckMountMode gives Mount's error for a request of
+// the other read-only-ness, nothing otherwise, and leaves the count alone.
+func TestCheckMountMode(t *testing.T) {
+	d := newTestDriver(t, Options{})
+	mustCreate(t, d, "A", "")
+	mustCreate(t, d, "B", "A")
+	if err := d.CheckMountMode("B", true); err != nil {
+		t.Errorf("CheckMountMode of an unmounted layer = %v", err)
+	}
+	if _, err := d.Mount("B", driver.MountOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CheckMountMode("B", false); err != nil {
+		t.Errorf("CheckMountMode(read-write) of a read-write mount = %v", err)
+	}
+	err := d.CheckMountMode("B", true)
+	if !errors.Is(err, driver.ErrLayerMounted) || !strings.Contains(err.Error(), "already mounted read-write") {
+		t.Errorf("CheckMountMode(read-only) of a read-write mount = %v, want ErrLayerMounted", err)
+	}
+	if d.counts["B"] != 1 {
+		t.Errorf("count %d, want 1", d.counts["B"])
+	}
+}
