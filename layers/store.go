@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/google/renameio/v2"
 
@@ -120,12 +121,23 @@ func Open(opts Options) (*Store, error) {
 	if !s.readOnly {
 		for _, dir := range []string{s.layerDir, s.mountDir} {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
+				if errors.Is(err, syscall.EROFS) {
+					return nil, s.readOnlyFSError(dir)
+				}
 				return nil, fmt.Errorf("layer store: %w", err)
 			}
 		}
 	}
 	if s.lock, err = lockfile.Get(filepath.Join(s.layerDir, "layers.lock")); err != nil {
+		if !s.readOnly && errors.Is(err, syscall.EROFS) {
+			return nil, s.readOnlyFSError(filepath.Join(s.layerDir, "layers.lock"))
+		}
 		return nil, fmt.Errorf("layer store: %w", err)
+	}
+	if !s.readOnly && !s.lock.Writable() {
+		// lockfile opens a lock file it cannot write read-only, and its
+		// write lock would then panic.
+		return nil, s.readOnlyFSError(s.lock.Path())
 	}
 	if s.mountsLock, err = lockfile.Get(filepath.Join(s.mountDir, "mountpoints.lock")); err != nil {
 		return nil, fmt.Errorf("layer store: %w", err)
@@ -144,6 +156,13 @@ func Open(opts Options) (*Store, error) {
 	}
 	done()
 	return s, nil
+}
+
+// readOnlyFSError is Open's error for a read-write open of a store whose
+// path cannot be written.
+func (s *Store) readOnlyFSError(path string) error {
+	return fmt.Errorf("layer store %s: %s cannot be written (read-only filesystem?); open the store read-only: %w",
+		s.graphRoot, path, driver.ErrReadOnlyStore)
 }
 
 // Close releases the store. The lock files stay open for the life of the
