@@ -150,29 +150,21 @@ func (s *Store) putAdditional(id, parent string, names []string, handle driver.A
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.startWriting()
+	l, err := s.createLayer(id, parent, names, "", true, func(l *Layer) error {
+		info.adoptInto(l)
+		// CreateAs notifies the store's use only when it succeeds; abandon's
+		// driver.Remove notifies the release of a layer it made.
+		if err := handle.CreateAs(l.ID, l.Parent); err != nil {
+			return fmt.Errorf("layer %s: create from additional layer store: %w", l.ID, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer done()
-
-	l, err := s.newRecord(id, parent, names, "", true)
-	if err != nil {
-		return nil, err
-	}
-	info.adoptInto(l)
-	// CreateAs notifies the store's use only when it succeeds; abandon's
-	// driver.Remove notifies the release of a layer it made.
-	if err := handle.CreateAs(l.ID, l.Parent); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: create from additional layer store: %w", l.ID, err))
-	}
-	l.setFlag(flagIncomplete, false)
-	if err := s.save(); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
 	}
 	s.log.Debug("layer created from additional layer store", "id", l.ID, "parent", l.Parent,
 		"toc-digest", l.TOCDigest)
-	return l.clone(), nil
+	return l, nil
 }
 
 // AdditionalLayer is a layer offered by an Additional Layer Store, found

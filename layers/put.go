@@ -92,32 +92,24 @@ func (s *Store) Put(opts PutOptions, diff io.Reader) (*Layer, error) {
 // and applied in place, under the write lock of layers.lock for the whole
 // import.
 func (s *Store) putLocked(opts PutOptions, names []string, diff io.Reader) (*Layer, error) {
-	done, err := s.startWriting()
+	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, true, func(l *Layer) error {
+		if err := s.drv.Create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
+			return fmt.Errorf("layer %s: create: %w", l.ID, err)
+		}
+		apply := func(o driver.ApplyDiffOpts) (driver.ApplyResult, error) { return s.drv.ApplyDiff(l.ID, o) }
+		info, err := s.importDiff(diff, opts, s.tarSplitPath(l.ID), apply)
+		if err != nil {
+			return layerError(l.ID, err)
+		}
+		info.fill(l)
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer done()
-
-	l, err := s.newRecord(opts.ID, opts.Parent, names, opts.MountLabel, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.drv.Create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: create: %w", l.ID, err))
-	}
-	apply := func(o driver.ApplyDiffOpts) (driver.ApplyResult, error) { return s.drv.ApplyDiff(l.ID, o) }
-	info, err := s.importDiff(diff, opts, s.tarSplitPath(l.ID), apply)
-	if err != nil {
-		return nil, s.abandon(l, layerError(l.ID, err))
-	}
-	info.fill(l)
-	l.setFlag(flagIncomplete, false)
-	if err := s.save(); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
 	}
 	s.log.Debug("layer created", "id", l.ID, "parent", l.Parent, "diff-digest", l.UncompressedDigest,
 		"diff-size", l.UncompressedSize, "compression", l.CompressionType)
-	return l.clone(), nil
+	return l, nil
 }
 
 // Create makes an empty layer: a writable one (a container's layer) unless
@@ -127,28 +119,48 @@ func (s *Store) Create(opts CreateOptions) (*Layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	create := s.drv.CreateReadWrite
+	if opts.ReadOnly {
+		create = s.drv.Create
+	}
+	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, opts.ReadOnly, func(l *Layer) error {
+		if err := create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
+			return fmt.Errorf("layer %s: create: %w", l.ID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Debug("layer created", "id", l.ID, "parent", l.Parent, "read-only", l.ReadOnly)
+	return l, nil
+}
+
+// createLayer is the sequence every new layer goes through: take the
+// write lock, record the layer flagged incomplete (newRecord), let
+// materialize make its files and fill in its record, then clear the flag
+// and save. When materialize or that save fails the layer is abandoned,
+// leaving no record and no files. materialize's errors name the layer.
+// It returns a copy of the record. Takes the write lock of layers.lock.
+func (s *Store) createLayer(id, parentRef string, names []string, mountLabel string, readOnly bool,
+	materialize func(l *Layer) error) (*Layer, error) {
 	done, err := s.startWriting()
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 
-	l, err := s.newRecord(opts.ID, opts.Parent, names, opts.MountLabel, opts.ReadOnly)
+	l, err := s.newRecord(id, parentRef, names, mountLabel, readOnly)
 	if err != nil {
 		return nil, err
 	}
-	create := s.drv.CreateReadWrite
-	if opts.ReadOnly {
-		create = s.drv.Create
-	}
-	if err := create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: create: %w", l.ID, err))
+	if err := materialize(l); err != nil {
+		return nil, s.abandon(l, err)
 	}
 	l.setFlag(flagIncomplete, false)
 	if err := s.save(); err != nil {
 		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
 	}
-	s.log.Debug("layer created", "id", l.ID, "parent", l.Parent, "read-only", l.ReadOnly)
 	return l.clone(), nil
 }
 

@@ -131,31 +131,23 @@ func (s *Store) PutStaged(opts PutOptions, st *StagedLayer) (*Layer, error) {
 		}
 	}
 
-	done, err := s.startWriting()
+	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, true, func(l *Layer) error {
+		scratch := filepath.Join(st.staged.ScratchDir(), tarSplitScratchName)
+		if err := moveFile(scratch, s.tarSplitPath(l.ID)); err != nil {
+			return fmt.Errorf("layer %s: tar-split: %w", l.ID, err)
+		}
+		if err := st.staged.Commit(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
+			return fmt.Errorf("layer %s: commit: %w", l.ID, err)
+		}
+		st.info.fill(l)
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer done()
-
-	l, err := s.newRecord(opts.ID, opts.Parent, names, opts.MountLabel, true)
-	if err != nil {
-		return nil, err
-	}
-	scratch := filepath.Join(st.staged.ScratchDir(), tarSplitScratchName)
-	if err := moveFile(scratch, s.tarSplitPath(l.ID)); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: tar-split: %w", l.ID, err))
-	}
-	if err := st.staged.Commit(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: commit: %w", l.ID, err))
-	}
-	st.info.fill(l)
-	l.setFlag(flagIncomplete, false)
-	if err := s.save(); err != nil {
-		return nil, s.abandon(l, fmt.Errorf("layer %s: %w", l.ID, err))
 	}
 	s.log.Debug("layer created", "id", l.ID, "parent", l.Parent, "diff-digest", l.UncompressedDigest,
 		"diff-size", l.UncompressedSize, "compression", l.CompressionType, "staged", true)
-	return l.clone(), nil
+	return l, nil
 }
 
 // putStaged is Put with a staging driver: what can be checked cheaply is
