@@ -13,16 +13,12 @@ import (
 // leaves a layer the next read-write open finishes removing. Takes the
 // write lock of layers.lock (and briefly mountpoints.lock).
 func (s *Store) Delete(ref string) error {
-	done, err := s.startWriting()
+	l, done, err := s.lookupLocked(ref, true)
 	if err != nil {
 		return err
 	}
 	defer done()
 
-	l, err := s.lookup(ref)
-	if err != nil {
-		return err
-	}
 	if s.hasChildren(l.ID) {
 		return fmt.Errorf("layer %s: %w", l.ID, driver.ErrLayerHasChildren)
 	}

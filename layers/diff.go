@@ -28,16 +28,12 @@ type exportSource struct {
 // read lock of layers.lock for the lookup only: a layer deleted while it
 // is being exported makes the export fail with a missing-file error.
 func (s *Store) exportSourceOf(ref string, withLowers bool) (*exportSource, error) {
-	done, err := s.startReading()
+	l, done, err := s.lookupLocked(ref, false)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 
-	l, err := s.lookup(ref)
-	if err != nil {
-		return nil, err
-	}
 	src := &exportSource{layer: l.clone()}
 	if src.diffDir, err = s.resolvedDiffPath(l.ID); err != nil {
 		return nil, err

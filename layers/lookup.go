@@ -57,17 +57,31 @@ func (s *Store) hasChildren(id string) bool {
 // driver.ErrLayerUnknown or driver.ErrAmbiguous. Takes the read lock of
 // layers.lock.
 func (s *Store) Get(ref string) (*Layer, error) {
-	done, err := s.startReading()
+	l, done, err := s.lookupLocked(ref, false)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-
-	l, err := s.lookup(ref)
-	if err != nil {
-		return nil, err
-	}
 	return l.clone(), nil
+}
+
+// lookupLocked takes layers.lock (the write lock when write, else the read
+// lock) and Store.mu, then looks ref up. On success the caller calls done
+// to release both; on failure nothing is held.
+func (s *Store) lookupLocked(ref string, write bool) (l *Layer, done func(), err error) {
+	if write {
+		done, err = s.startWriting()
+	} else {
+		done, err = s.startReading()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if l, err = s.lookup(ref); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return l, done, nil
 }
 
 // List returns copies of every layer, in layers.json order. Takes the read
@@ -129,16 +143,12 @@ func (s *Store) SetNames(ref string, names []string) error {
 	if err != nil {
 		return err
 	}
-	done, err := s.startWriting()
+	l, done, err := s.lookupLocked(ref, true)
 	if err != nil {
 		return err
 	}
 	defer done()
 
-	l, err := s.lookup(ref)
-	if err != nil {
-		return err
-	}
 	if err := s.checkNamesFree(l.ID, names); err != nil {
 		return err
 	}
