@@ -23,19 +23,17 @@ var alsVerb = verb{
 	maxArgs: 2,
 	setup: func(fs *flag.FlagSet) runFunc {
 		ref := fs.String("ref", "", "image reference `REF` the layer belongs to")
-		parent := fs.String("parent", "", "put: put the new layer on layer `L`")
-		var names stringList
-		fs.Var(&names, "name", "put: give the new layer name `N` (repeatable)")
+		parent, names := newLayerFlags(fs, "put: ")
 
 		return func(g *globals, args []string) error {
 			switch args[0] {
 			case "lookup":
-				if *parent != "" || len(names) > 0 {
+				if *parent != "" || len(*names) > 0 {
 					return &usageError{msg: "--parent and --name go with put, not lookup"}
 				}
 				return runALSLookup(g, *ref, args[1])
 			case "put":
-				return runALSPut(g, *ref, args[1], *parent, names)
+				return runALSPut(g, *ref, args[1], *parent, *names)
 			}
 			return &usageError{msg: fmt.Sprintf("unknown als action %q (want lookup or put)", args[0])}
 		}

@@ -17,14 +17,12 @@ var importVerb = verb{
 	minArgs: 1,
 	maxArgs: 1,
 	setup: func(fs *flag.FlagSet) runFunc {
-		parent := fs.String("parent", "", "put the new layer on layer `L`")
-		var names stringList
-		fs.Var(&names, "name", "give the new layer name `N` (repeatable)")
+		parent, names := newLayerFlags(fs, "")
 		maxSize := maxSizeFlag(fs)
 
 		return func(g *globals, args []string) error {
 			g.maxDiffSize = *maxSize
-			return runImport(g, args[0], *parent, names)
+			return runImport(g, args[0], *parent, *names)
 		}
 	},
 }
@@ -73,16 +71,14 @@ var createVerb = verb{
 	minArgs: 0,
 	maxArgs: 0,
 	setup: func(fs *flag.FlagSet) runFunc {
-		parent := fs.String("parent", "", "put the new layer on layer `L`")
-		var names stringList
-		fs.Var(&names, "name", "give the new layer name `N` (repeatable)")
+		parent, names := newLayerFlags(fs, "")
 		readOnly := fs.Bool("read-only", false, "create a read-only layer")
 
 		return func(g *globals, _ []string) error {
 			return withStore(g, func(s *layers.Store) error {
 				layer, err := s.Create(layers.CreateOptions{
 					Parent:   *parent,
-					Names:    names,
+					Names:    *names,
 					ReadOnly: *readOnly,
 				})
 				if err != nil {

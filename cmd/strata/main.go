@@ -337,6 +337,15 @@ func (l *stringList) Set(s string) error {
 	return nil
 }
 
+// newLayerFlags defines --parent and --name, the flags of the verbs that
+// make a layer; usagePrefix goes before their usage text.
+func newLayerFlags(fs *flag.FlagSet, usagePrefix string) (parent *string, names *stringList) {
+	parent = fs.String("parent", "", usagePrefix+"put the new layer on layer `L`")
+	names = new(stringList)
+	fs.Var(names, "name", usagePrefix+"give the new layer name `N` (repeatable)")
+	return parent, names
+}
+
 // flagNames lists the names of the flags defined on fs.
 func flagNames(fs *flag.FlagSet) []string {
 	var names []string
