@@ -48,23 +48,23 @@ func readALSInfo(handle driver.AdditionalLayer, wantTOC digest.Digest) (*alsInfo
 		return nil, fmt.Errorf("additional layer info: %w", err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxALSInfoSize+1))
+	record, err := io.ReadAll(io.LimitReader(rc, maxALSInfoSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("additional layer info: %w", err)
 	}
-	if len(data) > maxALSInfoSize {
+	if len(record) > maxALSInfoSize {
 		return nil, fmt.Errorf("additional layer info is larger than %d bytes: %w",
 			maxALSInfoSize, driver.ErrInvalidLayerData)
 	}
 	var info alsInfo
-	if err := json.Unmarshal(data, &info); err != nil {
+	if err := json.Unmarshal(record, &info); err != nil {
 		return nil, fmt.Errorf("additional layer info is not a layer record: %v: %w",
 			err, driver.ErrInvalidLayerData)
 	}
 	if err := info.check(wantTOC); err != nil {
 		return nil, err
 	}
-	info.raw = data
+	info.raw = record
 	return &info, nil
 }
 
@@ -132,7 +132,8 @@ func (info *alsInfo) adoptInto(l *Layer) {
 // nothing is left: no record, no driver dirs, and the store's use count
 // is as it was. The caller still releases handle. Takes the write lock of
 // layers.lock.
-func (s *Store) PutAdditionalLayer(id, parent string, names []string, handle driver.AdditionalLayer) (*Layer, error) {
+func (s *Store) PutAdditionalLayer(id, parent string, names []string,
+	handle driver.AdditionalLayer) (*Layer, error) {
 	var wantTOC digest.Digest
 	if h, ok := handle.(tocDigester); ok {
 		wantTOC = h.TOCDigest()
@@ -145,7 +146,8 @@ func (s *Store) PutAdditionalLayer(id, parent string, names []string, handle dri
 }
 
 // putAdditional records and creates the layer; see PutAdditionalLayer.
-func (s *Store) putAdditional(id, parent string, names []string, handle driver.AdditionalLayer, info *alsInfo) (*Layer, error) {
+func (s *Store) putAdditional(id, parent string, names []string, handle driver.AdditionalLayer,
+	info *alsInfo) (*Layer, error) {
 	names, err := cleanNames(names)
 	if err != nil {
 		return nil, err

@@ -167,7 +167,8 @@ func (s *Store) createLayer(id, parentRef string, names []string, mountLabel str
 // newRecord checks the new layer's id, parent and names, then records it
 // flagged incomplete and saves, so a crash from here on leaves a record the
 // next open cleans up. Caller holds the write lock and Store.mu.
-func (s *Store) newRecord(id, parentRef string, names []string, mountLabel string, readOnly bool) (*Layer, error) {
+func (s *Store) newRecord(id, parentRef string, names []string, mountLabel string,
+	readOnly bool) (*Layer, error) {
 	if id == "" {
 		var err error
 		if id, err = s.randomID(); err != nil {
@@ -284,7 +285,8 @@ func (d diffInfo) fill(l *Layer) {
 // then drains every stage to EOF, so the digests cover all bytes received,
 // and checks the expected digests. It touches no record, so it needs no
 // lock of the store.
-func (s *Store) importDiff(diff io.Reader, opts PutOptions, tarSplitPath string, apply applyFunc) (diffInfo, error) {
+func (s *Store) importDiff(diff io.Reader, opts PutOptions, tarSplitPath string,
+	apply applyFunc) (diffInfo, error) {
 	var info diffInfo
 	compressed := newMeter(opts.ExpectedCompressedDigest, 0)
 	buffered := bufio.NewReaderSize(io.TeeReader(diff, compressed), 64<<10)

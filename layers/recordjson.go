@@ -23,25 +23,25 @@ import (
 
 // decodeRecords parses the content of layers.json into its records; a JSON
 // null record is a nil element.
-func decodeRecords(data []byte) ([]*Layer, error) {
-	if records, ok, err := fastDecodeRecords(data); ok {
+func decodeRecords(content []byte) ([]*Layer, error) {
+	if records, ok, err := fastDecodeRecords(content); ok {
 		return records, err
 	}
 	var records []*Layer
-	err := json.Unmarshal(data, &records)
+	err := json.Unmarshal(content, &records)
 	return records, err
 }
 
 // fastDecodeRecords is decodeRecords' one-pass reader. ok is false when the
 // file is not an array it can delimit (including any syntax error), so the
 // caller should let encoding/json read (and judge) it.
-func fastDecodeRecords(data []byte) (records []*Layer, ok bool, err error) {
-	r := recordReader{data: data, text: string(data)}
+func fastDecodeRecords(content []byte) (records []*Layer, ok bool, err error) {
+	r := recordReader{data: content, text: string(content)}
 	r.skipSpace()
 	if !r.consume('[') {
 		return nil, false, nil
 	}
-	records = make([]*Layer, 0, len(data)/512+1)
+	records = make([]*Layer, 0, len(content)/512+1)
 	r.skipSpace()
 	if r.consume(']') {
 		return records, r.atEnd(), nil
@@ -59,7 +59,7 @@ func fastDecodeRecords(data []byte) (records []*Layer, ok bool, err error) {
 				}
 				*l = Layer{}
 				if err == nil {
-					err = json.Unmarshal(data[start:r.pos], l)
+					err = json.Unmarshal(content[start:r.pos], l)
 				}
 			}
 		}

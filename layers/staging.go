@@ -93,7 +93,8 @@ func (s *Store) stage(opts StageOptions, diff io.Reader) (*StagedLayer, error) {
 		ExpectedCompressedDigest:   opts.ExpectedCompressedDigest,
 		ExpectedUncompressedDigest: opts.ExpectedUncompressedDigest,
 	}
-	info, err := s.importDiff(diff, putOpts, filepath.Join(staged.ScratchDir(), tarSplitScratchName), staged.ApplyDiff)
+	scratchTarSplit := filepath.Join(staged.ScratchDir(), tarSplitScratchName)
+	info, err := s.importDiff(diff, putOpts, scratchTarSplit, staged.ApplyDiff)
 	if err != nil {
 		if derr := staged.Discard(); derr != nil {
 			s.log.Warn("cannot remove staging area of a failed layer; the driver's next open does", "err", derr)
