@@ -108,6 +108,19 @@ func writeManyRecords(b *testing.B, graph string, n int) {
 	}
 }
 
+// openManyRecords opens a store over a layers.json of n layers (see
+// writeManyRecords) with the fake driver.
+func openManyRecords(b *testing.B, n int) *Store {
+	graph, run := b.TempDir(), b.TempDir()
+	writeManyRecords(b, graph, n)
+	drv := newFakeDriver(filepath.Join(graph, "fake"))
+	s, err := Open(Options{GraphRoot: graph, RunRoot: run, Driver: drv})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
 // BenchmarkOpen10000 opens a read-write store of 10,000 layers (loading
 // layers.json, checking for crash leftovers).
 func BenchmarkOpen10000(b *testing.B) {
@@ -129,13 +142,7 @@ func BenchmarkOpen10000(b *testing.B) {
 // BenchmarkSave10000 is the metadata save one Put does (twice: incomplete
 // record, then the finished one) in a store of 10,000 layers.
 func BenchmarkSave10000(b *testing.B) {
-	graph, run := b.TempDir(), b.TempDir()
-	writeManyRecords(b, graph, 10000)
-	drv := newFakeDriver(filepath.Join(graph, "fake"))
-	s, err := Open(Options{GraphRoot: graph, RunRoot: run, Driver: drv})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := openManyRecords(b, 10000)
 	done, err := s.startWriting()
 	if err != nil {
 		b.Fatal(err)
@@ -151,16 +158,10 @@ func BenchmarkSave10000(b *testing.B) {
 // BenchmarkPutSmallIn10000 is a whole Put of a one-file layer into a store
 // of 10,000 layers: the metadata cost a pull pays per layer.
 func BenchmarkPutSmallIn10000(b *testing.B) {
-	graph, run := b.TempDir(), b.TempDir()
-	writeManyRecords(b, graph, 10000)
-	drv := newFakeDriver(filepath.Join(graph, "fake"))
-	s, err := Open(Options{GraphRoot: graph, RunRoot: run, Driver: drv})
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := testutil.NewTar().File("f", "x").Bytes()
+	s := openManyRecords(b, 10000)
+	layerTar := testutil.NewTar().File("f", "x").Bytes()
 	for i := 0; b.Loop(); i++ {
-		if _, err := s.Put(PutOptions{ID: fmt.Sprintf("small%d", i)}, bytes.NewReader(data)); err != nil {
+		if _, err := s.Put(PutOptions{ID: fmt.Sprintf("small%d", i)}, bytes.NewReader(layerTar)); err != nil {
 			b.Fatal(err)
 		}
 	}

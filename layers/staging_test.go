@@ -164,6 +164,15 @@ func TestStagedPutFailures(t *testing.T) {
 	mustPut(t, s, PutOptions{ID: "base", Names: []string{"taken"}})
 	good := sampleTar().Bytes()
 	wrong := digest.FromString("something else")
+	// stageThenPut stages good and commits it with opts.
+	stageThenPut := func(opts PutOptions) error {
+		st, err := s.Stage(StageOptions{}, bytes.NewReader(good))
+		if err != nil {
+			return err
+		}
+		_, err = s.PutStaged(opts, st)
+		return err
+	}
 
 	for _, c := range []struct {
 		name string
@@ -183,36 +192,16 @@ func TestStagedPutFailures(t *testing.T) {
 			return err
 		}, driver.ErrInvalidLayerData},
 		{"id taken between stage and commit", func() error {
-			st, err := s.Stage(StageOptions{}, bytes.NewReader(good))
-			if err != nil {
-				return err
-			}
-			_, err = s.PutStaged(PutOptions{ID: "base"}, st)
-			return err
+			return stageThenPut(PutOptions{ID: "base"})
 		}, driver.ErrLayerExists},
 		{"parent gone between stage and commit", func() error {
-			st, err := s.Stage(StageOptions{}, bytes.NewReader(good))
-			if err != nil {
-				return err
-			}
-			_, err = s.PutStaged(PutOptions{ID: "x5", Parent: "nonesuch"}, st)
-			return err
+			return stageThenPut(PutOptions{ID: "x5", Parent: "nonesuch"})
 		}, driver.ErrLayerUnknown},
 		{"name taken at commit", func() error {
-			st, err := s.Stage(StageOptions{}, bytes.NewReader(good))
-			if err != nil {
-				return err
-			}
-			_, err = s.PutStaged(PutOptions{ID: "x6", Names: []string{"taken"}}, st)
-			return err
+			return stageThenPut(PutOptions{ID: "x6", Names: []string{"taken"}})
 		}, driver.ErrNameInUse},
 		{"commit expects another digest than staged", func() error {
-			st, err := s.Stage(StageOptions{}, bytes.NewReader(good))
-			if err != nil {
-				return err
-			}
-			_, err = s.PutStaged(PutOptions{ID: "x7", ExpectedUncompressedDigest: wrong}, st)
-			return err
+			return stageThenPut(PutOptions{ID: "x7", ExpectedUncompressedDigest: wrong})
 		}, driver.ErrInvalidLayerData},
 	} {
 		t.Run(c.name, func(t *testing.T) {
