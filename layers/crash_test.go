@@ -20,13 +20,14 @@ import (
 )
 
 // crashChildEnv makes the test binary a crash-test child: its value is
-// "GRAPHROOT|RUNROOT|LOGFILE|SEED".
+// "GRAPHROOT|RUNROOT|LOGFILE|SEED|ALSROOT".
 const crashChildEnv = "STRATA_CRASH_CHILD"
 
-// openOverlayStore opens a store with the overlay driver; the driver is
-// not cleaned up (that would unmount what other processes mounted).
-func openOverlayStore(graph, run string) (*Store, error) {
-	drv, err := overlay.New(filepath.Join(graph, "overlay"), overlay.Options{})
+// openOverlayStore opens a store with the overlay driver using the given
+// Additional Layer Store entries; the driver is not cleaned up (that would
+// unmount what other processes mounted).
+func openOverlayStore(graph, run string, alsStores ...string) (*Store, error) {
+	drv, err := overlay.New(filepath.Join(graph, "overlay"), overlay.Options{AdditionalLayerStores: alsStores})
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +48,27 @@ func (l opLog) log(format string, args ...any) {
 // Put, Create, Delete, SetNames, Mount and Unmount, logging "ok OP ID"
 // after each success and "begin delete ID" before a delete.
 func randomOps(s *Store, rng *rand.Rand, log opLog, ops int) error {
+	return randomOpsWith(s, rng, log, ops, opsConfig{})
+}
+
+// opsConfig adds to what randomOps does.
+type opsConfig struct {
+	// withALS also adopts layers of the crash test's Additional Layer
+	// Store (one operation in six; see putALSOp), which s's driver must
+	// be configured with.
+	withALS bool
+	// maxLayers > 0: above that many layers, every other operation
+	// deletes a layer without children, so that a store killed a thousand
+	// times stays small enough to check after each kill.
+	maxLayers int
+}
+
+// randomOpsWith is randomOps with the additions of cfg.
+func randomOpsWith(s *Store, rng *rand.Rand, log opLog, ops int, cfg opsConfig) error {
+	choices := 10
+	if cfg.withALS {
+		choices = 12
+	}
 	for i := 0; ops == 0 || i < ops; i++ {
 		list, err := s.List()
 		if err != nil {
@@ -58,7 +80,11 @@ func randomOps(s *Store, rng *rand.Rand, log opLog, ops int) error {
 			}
 			return &list[rng.IntN(len(list))]
 		}
-		switch op := rng.IntN(10); {
+		if cfg.maxLayers > 0 && len(list) > cfg.maxLayers && rng.IntN(2) == 0 {
+			deleteLeafOp(s, rng, log, list)
+			continue
+		}
+		switch op := rng.IntN(choices); {
 		case op < 3 || len(list) < 3:
 			id := fmt.Sprintf("%016x%048x", rng.Uint64(), 0)
 			parent := ""
@@ -98,6 +124,8 @@ func randomOps(s *Store, rng *rand.Rand, log opLog, ops int) error {
 					log.log("ok mount %s", p.ID)
 				}
 			}
+		case op >= 10:
+			putALSOp(s, rng, log, pick)
 		default:
 			if p := pick(); p != nil {
 				if _, err := s.Unmount(p.ID, false); err == nil {
@@ -108,6 +136,32 @@ func randomOps(s *Store, rng *rand.Rand, log opLog, ops int) error {
 	}
 	return nil
 }
+
+// deleteLeafOp deletes a random layer of list that no layer of list has as
+// parent, logging like the Delete of randomOps.
+func deleteLeafOp(s *Store, rng *rand.Rand, log opLog, list []Layer) {
+	parents := map[string]bool{}
+	for _, l := range list {
+		parents[l.Parent] = true
+	}
+	var leaves []string
+	for _, l := range list {
+		if !parents[l.ID] {
+			leaves = append(leaves, l.ID)
+		}
+	}
+	if len(leaves) == 0 {
+		return
+	}
+	id := leaves[rng.IntN(len(leaves))]
+	log.log("begin delete %s", id)
+	if err := s.Delete(id); err == nil {
+		log.log("ok delete %s", id)
+	}
+}
+
+// crashMaxLayers bounds the crash test's store; see opsConfig.maxLayers.
+const crashMaxLayers = 200
 
 // TestCrashChild is the process the crash test kills; it does nothing
 // unless started by TestCrash.
@@ -122,19 +176,23 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := openOverlayStore(parts[0], parts[1])
+	s, err := openOverlayStore(parts[0], parts[1], crashALSEntry(parts[4]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Fatal(randomOps(s, rand.New(rand.NewPCG(seed, 1)), opLog{f}, 0))
+	t.Fatal(randomOpsWith(s, rand.New(rand.NewPCG(seed, 1)), opLog{f}, 0,
+		opsConfig{withALS: true, maxLayers: crashMaxLayers}))
 }
 
-// TestCrash kills a child doing store operations with SIGKILL at random
-// moments (STRATA_STRESS_KILLS times, 100 by default) and checks the store
-// after every kill: layers.json parses, a read-write open leaves no
-// incomplete layer, every layer the log says was made exists with its
-// content, no driver dir, short link or tar-split file is left without a
-// record, and mount counts agree with the mounts.
+// TestCrash kills a child doing store operations (PutAdditionalLayer from
+// a plain-directory ALS among them) with SIGKILL at random moments
+// (STRATA_STRESS_KILLS times, 100 by default) and checks the store after
+// every kill: layers.json parses, a read-write open leaves no incomplete
+// layer, every layer the log says was made exists with its content (an
+// ALS layer: its info's digests, a diff symlink into the ALS, and its file
+// visible through a read-only mount), no driver dir, short link or
+// tar-split file is left without a record, mount counts agree with the
+// mounts, and the ALS itself is unchanged.
 func TestCrash(t *testing.T) {
 	testutil.RequireRoot(t)
 	if os.Getenv(crashChildEnv) != "" {
@@ -143,12 +201,16 @@ func TestCrash(t *testing.T) {
 	kills := envKills(100)
 	graph, run := testutil.TempStore(t)
 	logPath := filepath.Join(t.TempDir(), "ops.log")
+	alsRoot := newCrashALS(t)
+	alsBefore := testutil.Snapshot(t, alsRoot)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	var alsSeen map[string]int // ALS layers checked after the previous kill
+	leftUse := map[string]bool{}
 
 	for i := range kills {
 		seed := rng.Uint64()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%s|%d", crashChildEnv, graph, run, logPath, seed))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%s|%d|%s", crashChildEnv, graph, run, logPath, seed, alsRoot))
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stderr, &stderr
 		if err := cmd.Start(); err != nil {
@@ -162,10 +224,25 @@ func TestCrash(t *testing.T) {
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("kill %d: child ended by itself (%v): %s", i, err, stderr.String())
 		}
-		verifyAfterCrash(t, i, graph, run, logPath)
+		alsSeen = verifyAfterCrash(t, i, graph, run, logPath, alsRoot, rng, alsSeen)
+		diffs, uses := alsTreeChanges(t, alsBefore, alsRoot)
+		for _, d := range diffs {
+			t.Errorf("kill %d: the ALS changed: %s", i, d)
+		}
+		for _, p := range uses {
+			if !leftUse[p] {
+				leftUse[p] = true
+				t.Logf("kill %d: the kill left the use notification file %s in the ALS", i, p)
+			}
+		}
 		if t.Failed() {
 			t.Fatalf("kill %d (child seed %d) left the store inconsistent", i, seed)
 		}
+	}
+	made, alsMade := committedLayers(t, logPath)
+	t.Logf("%d kills; at the end %d put/created and %d ALS layers logged as made and kept", kills, len(made), len(alsMade))
+	if len(alsMade) == 0 && kills >= 100 {
+		t.Errorf("no ALS layer was made in %d kills", kills)
 	}
 }
 
@@ -179,19 +256,20 @@ func envKills(def int) int {
 	return def
 }
 
-// committedLayers reads the op log: the layers made and not (even
-// partly) deleted since.
-func committedLayers(t *testing.T, logPath string) map[string]bool {
+// committedLayers reads the op log: the layers made by Put or Create and
+// the ALS layers made (id -> ALS layer number), not (even partly) deleted
+// since.
+func committedLayers(t *testing.T, logPath string) (made map[string]bool, alsMade map[string]int) {
 	t.Helper()
+	made, alsMade = map[string]bool{}, map[string]int{}
 	f, err := os.Open(logPath)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil
+			return made, alsMade
 		}
 		t.Fatal(err)
 	}
 	defer f.Close()
-	made := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -201,14 +279,27 @@ func committedLayers(t *testing.T, logPath string) map[string]bool {
 		switch fields[0] + " " + fields[1] {
 		case "ok put", "ok create":
 			made[fields[2]] = true
+		case "ok als":
+			if len(fields) < 4 {
+				continue
+			}
+			n, err := strconv.Atoi(fields[3])
+			if err != nil || n < 0 || n >= crashALSCount {
+				continue // a line cut by the kill
+			}
+			alsMade[fields[2]] = n
 		case "begin delete":
 			delete(made, fields[2])
+			delete(alsMade, fields[2])
 		}
 	}
-	return made
+	return made, alsMade
 }
 
-func verifyAfterCrash(t *testing.T, kill int, graph, run, logPath string) {
+// verifyAfterCrash checks the store after kill and returns the ALS layers
+// the log says are made. alsBefore are those of the previous kill: some of
+// the others, and two older ones, are mounted (see alsMountSample).
+func verifyAfterCrash(t *testing.T, kill int, graph, run, logPath, alsRoot string, rng *rand.Rand, alsBefore map[string]int) map[string]int {
 	t.Helper()
 	jsonPath := filepath.Join(graph, "overlay-layers", "layers.json")
 	if data, err := os.ReadFile(jsonPath); err == nil && len(data) > 0 {
@@ -218,7 +309,7 @@ func verifyAfterCrash(t *testing.T, kill int, graph, run, logPath string) {
 		}
 	}
 
-	s, err := openOverlayStore(graph, run)
+	s, err := openOverlayStore(graph, run, crashALSEntry(alsRoot))
 	if err != nil {
 		t.Fatalf("kill %d: reopen: %v", kill, err)
 	}
@@ -237,7 +328,8 @@ func verifyAfterCrash(t *testing.T, kill int, graph, run, logPath string) {
 		}
 	}
 
-	for id := range committedLayers(t, logPath) {
+	made, alsMade := committedLayers(t, logPath)
+	for id := range made {
 		l, err := s.Get(id)
 		if err != nil {
 			t.Errorf("kill %d: committed layer %s: %v", kill, id, err)
@@ -279,11 +371,22 @@ func verifyAfterCrash(t *testing.T, kill int, graph, run, logPath string) {
 			t.Errorf("kill %d: Check --repair: %v", kill, err)
 		}
 	}
+	fresh := map[string]bool{}
+	for id := range alsMade {
+		if _, ok := alsBefore[id]; !ok {
+			fresh[id] = true
+		}
+	}
+	verifyALSLayers(t, kill, s, graph, alsRoot, alsMade, alsMountSample(rng, alsMade, fresh))
 	checkMountCounts(t, s)
+	return alsMade
 }
 
 // checkMountCounts asserts that a layer has a mount count exactly when it
-// is mounted.
+// is mounted. MountCount reports 0 for a layer that is not mounted (a count
+// left without its mount is stale), so only mounted layers are asked: each
+// MountCount reads mountpoints.json, and the crash test's store grows to
+// hundreds of layers.
 func checkMountCounts(t *testing.T, s *Store) {
 	t.Helper()
 	list, err := s.List()
@@ -291,18 +394,21 @@ func checkMountCounts(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	for _, l := range list {
-		count, err := s.MountCount(l.ID)
-		if err != nil {
-			t.Errorf("MountCount %s: %v", l.ID, err)
-			continue
-		}
 		mounted, err := s.Driver().Mounted(l.ID)
 		if err != nil {
 			t.Errorf("Mounted %s: %v", l.ID, err)
 			continue
 		}
-		if (count > 0) != mounted {
-			t.Errorf("layer %s: mount count %d but mounted=%v", l.ID, count, mounted)
+		if !mounted {
+			continue
+		}
+		count, err := s.MountCount(l.ID)
+		if err != nil {
+			t.Errorf("MountCount %s: %v", l.ID, err)
+			continue
+		}
+		if count == 0 {
+			t.Errorf("layer %s: mounted but its mount count is 0", l.ID)
 		}
 	}
 }
