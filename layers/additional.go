@@ -152,7 +152,7 @@ func (s *Store) putAdditional(id, parent string, names []string, handle driver.A
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.createLayer(id, parent, names, "", true, func(l *Layer) error {
+	createFromStore := func(l *Layer) error {
 		info.adoptInto(l)
 		// CreateAs notifies the store's use only when it succeeds; abandon's
 		// driver.Remove notifies the release of a layer it made.
@@ -160,7 +160,8 @@ func (s *Store) putAdditional(id, parent string, names []string, handle driver.A
 			return fmt.Errorf("layer %s: create from additional layer store: %w", l.ID, err)
 		}
 		return nil
-	})
+	}
+	l, err := s.createLayer(id, parent, names, "", true, createFromStore)
 	if err != nil {
 		return nil, err
 	}

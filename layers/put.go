@@ -92,18 +92,22 @@ func (s *Store) Put(opts PutOptions, diff io.Reader) (*Layer, error) {
 // and applied in place, under the write lock of layers.lock for the whole
 // import.
 func (s *Store) putLocked(opts PutOptions, names []string, diff io.Reader) (*Layer, error) {
-	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, true, func(l *Layer) error {
-		if err := s.drv.Create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
+	createAndApply := func(l *Layer) error {
+		createOpts := &driver.CreateOpts{MountLabel: l.MountLabel}
+		if err := s.drv.Create(l.ID, l.Parent, createOpts); err != nil {
 			return fmt.Errorf("layer %s: create: %w", l.ID, err)
 		}
-		apply := func(o driver.ApplyDiffOpts) (driver.ApplyResult, error) { return s.drv.ApplyDiff(l.ID, o) }
+		apply := func(o driver.ApplyDiffOpts) (driver.ApplyResult, error) {
+			return s.drv.ApplyDiff(l.ID, o)
+		}
 		info, err := s.importDiff(diff, opts, s.tarSplitPath(l.ID), apply)
 		if err != nil {
 			return layerError(l.ID, err)
 		}
 		info.fill(l)
 		return nil
-	})
+	}
+	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, true, createAndApply)
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +127,13 @@ func (s *Store) Create(opts CreateOptions) (*Layer, error) {
 	if opts.ReadOnly {
 		create = s.drv.Create
 	}
-	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, opts.ReadOnly, func(l *Layer) error {
+	createEmpty := func(l *Layer) error {
 		if err := create(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
 			return fmt.Errorf("layer %s: create: %w", l.ID, err)
 		}
 		return nil
-	})
+	}
+	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, opts.ReadOnly, createEmpty)
 	if err != nil {
 		return nil, err
 	}

@@ -132,17 +132,19 @@ func (s *Store) PutStaged(opts PutOptions, st *StagedLayer) (*Layer, error) {
 		}
 	}
 
-	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, true, func(l *Layer) error {
+	commit := func(l *Layer) error {
 		scratch := filepath.Join(st.staged.ScratchDir(), tarSplitScratchName)
 		if err := moveFile(scratch, s.tarSplitPath(l.ID)); err != nil {
 			return fmt.Errorf("layer %s: tar-split: %w", l.ID, err)
 		}
-		if err := st.staged.Commit(l.ID, l.Parent, &driver.CreateOpts{MountLabel: l.MountLabel}); err != nil {
+		createOpts := &driver.CreateOpts{MountLabel: l.MountLabel}
+		if err := st.staged.Commit(l.ID, l.Parent, createOpts); err != nil {
 			return fmt.Errorf("layer %s: commit: %w", l.ID, err)
 		}
 		st.info.fill(l)
 		return nil
-	})
+	}
+	l, err := s.createLayer(opts.ID, opts.Parent, names, opts.MountLabel, true, commit)
 	if err != nil {
 		return nil, err
 	}
