@@ -169,32 +169,43 @@ func (s *Store) createLayer(id, parentRef string, names []string, mountLabel str
 	return l.clone(), nil
 }
 
-// newRecord checks the new layer's id, parent and names, then records it
-// flagged incomplete and saves, so a crash from here on leaves a record the
-// next open cleans up. Caller holds the write lock and Store.mu.
-func (s *Store) newRecord(id, parentRef string, names []string, mountLabel string,
-	readOnly bool) (*Layer, error) {
+// checkNewLayer checks that a new layer's id (picked at random when "") is
+// valid and free, its parent exists and its names are free, and returns
+// the id and the parent's id. Caller holds layers.lock and Store.mu.
+func (s *Store) checkNewLayer(id, parentRef string, names []string) (string, string, error) {
 	if id == "" {
 		var err error
 		if id, err = s.randomID(); err != nil {
-			return nil, err
+			return "", "", err
 		}
 	} else if err := driver.ValidateID(id); err != nil {
-		return nil, err
+		return "", "", err
 	}
 	if _, ok := s.byIDAll(id); ok {
-		return nil, fmt.Errorf("layer %s: %w", id, driver.ErrLayerExists)
+		return "", "", fmt.Errorf("layer %s: %w", id, driver.ErrLayerExists)
 	}
 	var parent string
 	if parentRef != "" {
 		p, err := s.lookup(parentRef)
 		if err != nil {
-			return nil, fmt.Errorf("parent of layer %s: %w", id, err)
+			return "", "", fmt.Errorf("parent of layer %s: %w", id, err)
 		}
 		parent = p.ID
 	}
 	if err := s.checkNamesFree(id, names); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
+		return "", "", fmt.Errorf("layer %s: %w", id, err)
+	}
+	return id, parent, nil
+}
+
+// newRecord checks the new layer's id, parent and names, then records it
+// flagged incomplete and saves, so a crash from here on leaves a record the
+// next open cleans up. Caller holds the write lock and Store.mu.
+func (s *Store) newRecord(id, parentRef string, names []string, mountLabel string,
+	readOnly bool) (*Layer, error) {
+	id, parent, err := s.checkNewLayer(id, parentRef, names)
+	if err != nil {
+		return nil, err
 	}
 
 	l := &Layer{

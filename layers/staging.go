@@ -185,25 +185,8 @@ func (s *Store) precheckPut(id, parentRef string, names []string) (string, error
 	}
 	defer done()
 
-	if id == "" {
-		if id, err = s.randomID(); err != nil {
-			return "", err
-		}
-	} else if err := driver.ValidateID(id); err != nil {
-		return "", err
-	}
-	if _, ok := s.byIDAll(id); ok {
-		return "", fmt.Errorf("layer %s: %w", id, driver.ErrLayerExists)
-	}
-	if parentRef != "" {
-		if _, err := s.lookup(parentRef); err != nil {
-			return "", fmt.Errorf("parent of layer %s: %w", id, err)
-		}
-	}
-	if err := s.checkNamesFree(id, names); err != nil {
-		return "", fmt.Errorf("layer %s: %w", id, err)
-	}
-	return id, nil
+	id, _, err = s.checkNewLayer(id, parentRef, names)
+	return id, err
 }
 
 // validateExpected checks the form of expected digests ("" is none).
