@@ -55,7 +55,7 @@ func (b *Tar) Sparse(name string, size int64, chunks []SparseChunk, opts ...Entr
 	records["GNU.sparse.minor"] = "0"
 	records["GNU.sparse.name"] = name
 	records["GNU.sparse.realsize"] = strconv.FormatInt(size, 10)
-	paxBody := paxRecords(records)
+	paxBody := PAXRecords(records)
 
 	dir, base := path.Split(name)
 	var out bytes.Buffer
@@ -125,9 +125,11 @@ func octal(field []byte, v int64) {
 	field[width] = 0
 }
 
-// paxRecords encodes records as "LEN KEY=VALUE\n" lines in key order; LEN
-// counts the whole line including its own digits.
-func paxRecords(records map[string]string) []byte {
+// PAXRecords encodes records as the body of a PAX extended header:
+// "LEN KEY=VALUE\n" lines in key order, LEN counting the whole line
+// including its own digits. Unlike archive/tar it writes any value, NUL
+// bytes included, so tests can build headers a reader must refuse.
+func PAXRecords(records map[string]string) []byte {
 	keys := make([]string, 0, len(records))
 	for k := range records {
 		keys = append(keys, k)

@@ -3,8 +3,6 @@ package hostile
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
-	"sort"
 
 	"github.com/stratafs/strata/testutil"
 )
@@ -13,21 +11,7 @@ import (
 // that values archive/tar refuses to write, such as NUL bytes, get in),
 // then hdr as a USTAR entry without data, then the end of the archive.
 func paxEntry(records map[string]string, hdr tar.Header) []byte {
-	keys := make([]string, 0, len(records))
-	for k := range records {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var body bytes.Buffer
-	for _, k := range keys {
-		rest := " " + k + "=" + records[k] + "\n"
-		n := len(rest)
-		for n != len(fmt.Sprint(n))+len(rest) {
-			n = len(fmt.Sprint(n)) + len(rest)
-		}
-		fmt.Fprintf(&body, "%d%s", n, rest)
-	}
-	return paxRaw(body.Bytes(), hdr)
+	return paxRaw(testutil.PAXRecords(records), hdr)
 }
 
 // paxRaw is paxEntry with the extended header's body given as bytes.
