@@ -262,6 +262,16 @@ func (d *Driver) createFromAdditional(id, parent, alsDir string) (err error) {
 func (d *Driver) notifyUse(alsDir string, logKV ...string) {
 	p := filepath.Join(alsDir, alsUseName)
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, syscall.EEXIST) {
+		// A store that does not count keeps the file until it is removed:
+		// one left by a process killed between create and delete would
+		// otherwise block every later notification. It is strata's own
+		// file, never the store's content.
+		d.logger.Debug("removing a stale use file", append(kv(logKV), "path", p)...)
+		if rmErr := os.Remove(p); rmErr == nil {
+			f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		}
+	}
 	switch {
 	case errors.Is(err, syscall.ENOENT):
 		return

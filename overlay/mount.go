@@ -91,6 +91,7 @@ func (d *Driver) mountSpec(id string, opts driver.MountOpts) (mountSpec, error) 
 		}
 		lowers = append(lowers, path)
 	}
+	lowers = uniqueLowers(lowers)
 
 	spec := mountSpec{target: d.mergedDir(id)}
 	if d.feat.selinux {
@@ -103,7 +104,7 @@ func (d *Driver) mountSpec(id string, opts driver.MountOpts) (mountSpec, error) 
 		if err != nil {
 			return mountSpec{}, fmt.Errorf("layer %s: %w", id, err)
 		}
-		lowers = append([]string{own}, lowers...)
+		lowers = uniqueLowers(append([]string{own}, lowers...))
 		if len(lowers) == 1 {
 			// overlayfs wants two lowers when there is no upper.
 			lowers = append(lowers, relEmpty(id))
@@ -183,6 +184,23 @@ func (d *Driver) copyUpOptions(id string, overlayOpts []string, readOnly bool) (
 		overlayOpts = append(overlayOpts, "redirect_dir=off")
 	}
 	return overlayOpts, nil
+}
+
+// uniqueLowers drops every lower after the first with the same path,
+// keeping the topmost. Two layers of one chain can share files when both
+// come from the same Additional Layer Store layer (an image may repeat a
+// layer); overlayfs refuses a lower dir given twice, and the lower copy
+// could not change the view the upper one already decides.
+func uniqueLowers(lowers []string) []string {
+	seen := make(map[string]bool, len(lowers))
+	kept := lowers[:0]
+	for _, l := range lowers {
+		if !seen[l] {
+			seen[l] = true
+			kept = append(kept, l)
+		}
+	}
+	return kept
 }
 
 // mountPath is where the files of layer id are found for mounting: its
