@@ -193,7 +193,7 @@ func (d *Driver) LookupAdditionalLayerByID(id string) (driver.AdditionalLayer, e
 
 // additionalLayerDir reads the ALS layer dir recorded for layer id.
 func (d *Driver) additionalLayerDir(id string) (string, error) {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return "", err
 	}
 	b, err := os.ReadFile(d.additionalLayerFile(id))

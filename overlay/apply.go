@@ -14,7 +14,7 @@ import (
 // archive.Apply (whiteouts in overlay form). On error the diff dir holds
 // part of the tar; the layer store removes the layer.
 func (d *Driver) ApplyDiff(id string, opts driver.ApplyDiffOpts) (driver.ApplyResult, error) {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return driver.ApplyResult{}, err
 	}
 	if opts.Diff == nil {

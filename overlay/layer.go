@@ -30,14 +30,11 @@ func (d *Driver) CreateReadWrite(id, parent string, opts *driver.CreateOpts) err
 // an Additional Layer Store's CreateAs all come here, so the reserved ids
 // are refused in one place.
 func (d *Driver) create(id, parent string, opts *driver.CreateOpts) (retErr error) {
-	if err := driver.ValidateID(id); err != nil {
-		return err
-	}
-	if err := reservedID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return err
 	}
 	if parent != "" {
-		if err := driver.ValidateID(parent); err != nil {
+		if err := checkID(parent); err != nil {
 			return fmt.Errorf("parent of layer %s: %w", id, err)
 		}
 	}
@@ -182,7 +179,7 @@ func (d *Driver) lowerIDs(id string) ([]string, error) {
 	if err == nil {
 		ids := splitList(string(b))
 		for _, p := range ids {
-			if err := driver.ValidateID(p); err != nil {
+			if err := checkID(p); err != nil {
 				return nil, fmt.Errorf("layer %s: %s: %w", id, d.lowerLayersFile(id), err)
 			}
 		}
@@ -212,7 +209,7 @@ func (d *Driver) lowerIDs(id string) ([]string, error) {
 		}
 		p, ok := strings.CutPrefix(target, "../")
 		p, ok2 := strings.CutSuffix(p, "/"+diffName)
-		if !ok || !ok2 || driver.ValidateID(p) != nil {
+		if !ok || !ok2 || checkID(p) != nil {
 			return nil, fmt.Errorf("layer %s: short link %s points to %q: %w",
 				id, rel, target, driver.ErrStoreCorrupt)
 		}
@@ -241,7 +238,7 @@ func layerErr(err error) error {
 // Exists reports whether layer id's diff exists (a dangling ALS link
 // counts: the layer is known even when its store is away).
 func (d *Driver) Exists(id string) bool {
-	if driver.ValidateID(id) != nil {
+	if checkID(id) != nil {
 		return false
 	}
 	_, err := os.Lstat(d.diffDir(id))
@@ -250,7 +247,7 @@ func (d *Driver) Exists(id string) bool {
 
 // DiffPath returns home/<id>/diff.
 func (d *Driver) DiffPath(id string) (string, error) {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return "", err
 	}
 	if _, err := os.Lstat(d.diffDir(id)); err != nil {
@@ -265,6 +262,12 @@ func (d *Driver) DiffPath(id string) (string, error) {
 func (d *Driver) Remove(id string) error {
 	if err := driver.ValidateID(id); err != nil {
 		return err
+	}
+	if checkID(id) != nil {
+		// A reserved id names the driver's own dir, never a layer: there
+		// is no such layer to remove (the store undoes a refused create
+		// this way), and the dir must stay.
+		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -306,7 +309,7 @@ func (d *Driver) rebuildShortLinks() error {
 	}
 	for _, e := range entries {
 		id := e.Name()
-		if !e.IsDir() || id == linkDirName || driver.ValidateID(id) != nil {
+		if !e.IsDir() || id == linkDirName || checkID(id) != nil {
 			continue
 		}
 		short, err := d.readShort(id)

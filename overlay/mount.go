@@ -28,7 +28,7 @@ import (
 // options (mount label, "nodev", ...) of a second request are not
 // compared: the existing mount is returned as it is.
 func (d *Driver) Mount(id string, opts driver.MountOpts) (string, error) {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return "", err
 	}
 	d.mu.Lock()
@@ -258,7 +258,7 @@ func (d *Driver) clearVolatileWork(id string) error {
 // left. A mount this process did not count (another process made it) is
 // unmounted at once. Unmounting a layer that is not mounted does nothing.
 func (d *Driver) Unmount(id string) error {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -300,7 +300,7 @@ func (d *Driver) unmountLocked(id string) error {
 
 // Mounted reports whether layer id's mount point is a mount point now.
 func (d *Driver) Mounted(id string) (bool, error) {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return false, err
 	}
 	if _, err := os.Lstat(d.layerDir(id)); err != nil {
@@ -319,7 +319,7 @@ func (d *Driver) Mounted(id string) (bool, error) {
 // is mounted that way, passes. The layer store asks it before it counts
 // one more user of a mount without calling Mount.
 func (d *Driver) CheckMountMode(id string, readOnly bool) error {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return err
 	}
 	target := d.mergedDir(id)

@@ -11,7 +11,7 @@ import (
 
 // Names inside the driver home and inside a layer directory (DESIGN.md,
 // "Driver home"). Every path the driver touches is built by one of the
-// functions below; callers validate the layer id with driver.ValidateID
+// functions below; callers validate the layer id with checkID
 // first.
 const (
 	linkDirName        = "l"
@@ -30,10 +30,14 @@ const (
 	maxStack = 500
 )
 
-// reservedID fails with driver.ErrInvalidArgument for the layer ids that
-// are valid ids but name the driver's own dirs in the home (l, staging):
-// such a layer would share its dir with them.
-func reservedID(id string) error {
+// checkID is the one check of a layer id before any path is built from it:
+// driver.ValidateID, and not one of the ids that are valid but name the
+// driver's own dirs in the home (l, staging). Every method checks, Remove
+// included, so a refused id can never lead to the removal of those dirs.
+func checkID(id string) error {
+	if err := driver.ValidateID(id); err != nil {
+		return err
+	}
 	if id == linkDirName || id == stagingDirName {
 		return fmt.Errorf("layer %s: the name is reserved for the overlay driver's own %s dir in its home: %w",
 			id, id, driver.ErrInvalidArgument)

@@ -64,6 +64,14 @@ func TestReservedIDs(t *testing.T) {
 				if _, err := os.Lstat(filepath.Join(d.home, id, diffName)); err == nil {
 					t.Errorf("%s/%s exists", id, diffName)
 				}
+				// The layer store removes a layer whose creation failed:
+				// there is no such layer, and the driver's dir stays.
+				if err := d.Remove(id); err != nil {
+					t.Errorf("Remove(%q) = %v, want nil (no such layer)", id, err)
+				}
+				if again, _ := listHome(t, d); strings.Join(before, " ") != strings.Join(again, " ") {
+					t.Errorf("Remove(%q) changed the home: %v -> %v", id, before, again)
+				}
 			})
 		}
 	}

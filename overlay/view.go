@@ -29,7 +29,7 @@ const viewPrefix = ".view-"
 // is made in the home, or in the system's temp dir when the home is
 // read-only.
 func (d *Driver) ReadOnlyView(id string) (string, func() error, error) {
-	if err := driver.ValidateID(id); err != nil {
+	if err := checkID(id); err != nil {
 		return "", nil, err
 	}
 	if _, err := os.Lstat(d.diffDir(id)); err != nil {
