@@ -181,6 +181,14 @@ func (s *Store) checkNamesFree(id string, names []string) error {
 		if _, ok := s.byIDAll(name); ok || name == id {
 			return fmt.Errorf("name %q is a layer id: %w", name, driver.ErrNameInUse)
 		}
+		// Get finds a name before an id prefix, so a name that is a prefix
+		// of another layer's id (the short ids `layers` shows) would
+		// silently take that prefix over.
+		for _, other := range s.layers {
+			if other.ID != id && strings.HasPrefix(other.ID, name) {
+				return fmt.Errorf("name %q is a prefix of the id of layer %s: %w", name, other.ID, driver.ErrNameInUse)
+			}
+		}
 	}
 	return nil
 }

@@ -29,13 +29,15 @@ func TestNameValidation(t *testing.T) {
 		{strings.Repeat("n", 10000), driver.ErrInvalidArgument, "10000 bytes, more than 256"},
 		{a.ID, driver.ErrNameInUse, `name "aaa111" is a layer id`},
 		{"base", driver.ErrNameInUse, "belongs to layer aaa111"},
+		// a's short id: Get would find the name before the prefix.
+		{"aaa1", driver.ErrNameInUse, `name "aaa1" is a prefix of the id of layer aaa111`},
 	}
 	for i, tc := range bad {
 		id := "bbb" + string(rune('0'+i))
 		checks := map[string]error{}
 		_, checks["Put"] = s.Put(PutOptions{ID: id, Names: []string{"ok", tc.name}}, sampleTar().Reader())
 		_, checks["Create"] = s.Create(CreateOptions{ID: id, Names: []string{tc.name}})
-		if tc.name != "base" { // a's own name is fine for a
+		if tc.name != "base" && tc.name != "aaa1" { // a's own name and id prefix are fine for a
 			checks["SetNames"] = s.SetNames(a.ID, []string{tc.name})
 		}
 		for verb, err := range checks {
