@@ -114,9 +114,9 @@ type homer interface{ Home() string }
 // reports what it removed (see Recovered) first, marked repaired at open.
 // A read-only store reports them as found.
 //
-// Check never deletes layer dirs or tar-split files as orphans when the
-// store has no records at all (an emptied layers.json is to be restored,
-// not obeyed), nor an orphan dir that is mounted: it reports them.
+// Check never deletes layer dirs or tar-split files that have no record
+// (see lostRecord): it reports them, and an emptied layers.json as one
+// problem.
 func (s *Store) Check(repair bool) ([]Problem, error) {
 	var done func()
 	var err error
@@ -183,6 +183,14 @@ func (s *Store) Check(repair bool) ([]Problem, error) {
 	return problems, err
 }
 
+// lostRecord explains why an orphan dir or tar-split file is reported and
+// not deleted: strata records a layer before it makes its files and
+// removes the record last, so files without a record are not crash
+// leftovers but a layer whose record was lost (a damaged or restored
+// layers.json), which deleting would lose for good.
+const lostRecord = "no record of it: its record may have been lost from layers.json; " +
+	"not deleting it: restore layers.json, or remove it by hand if it is not needed"
+
 // checkFiles finds driver dirs, short links and tar-split files of no
 // record. Caller holds layers.lock (the write lock with repair) and
 // Store.mu.
@@ -235,10 +243,8 @@ func (s *Store) checkFiles(repair bool) ([]Problem, error) {
 					Detail: "mounted, so in use; not deleting it: unmount it first"})
 				continue
 			}
-			err := add("orphan-dir", id, filepath.Join(home, id), func() error { return s.drv.Remove(id) })
-			if err != nil {
-				return problems, err
-			}
+			problems = append(problems, Problem{Kind: "orphan-dir", ID: id, Path: filepath.Join(home, id),
+				Detail: lostRecord})
 		}
 		links, err := os.ReadDir(filepath.Join(home, "l"))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -270,9 +276,7 @@ func (s *Store) checkFiles(repair bool) ([]Problem, error) {
 		if known[id] || noRecords {
 			continue
 		}
-		if err := add("orphan-tar-split", id, path, func() error { return removeIfExists(path) }); err != nil {
-			return problems, err
-		}
+		problems = append(problems, Problem{Kind: "orphan-tar-split", ID: id, Path: path, Detail: lostRecord})
 	}
 	return problems, nil
 }
