@@ -22,7 +22,8 @@ type Problem struct {
 	// "orphan-dir" (a driver dir with no record), "orphan-tar-split",
 	// "no-records" (layers.json has no records but layer dirs exist:
 	// nothing is deleted), "dangling-link" (a short link to no layer
-	// dir), "rebuilt-link" (a short link the driver recreated),
+	// dir), "driver-repair" (what the driver repaired at open: a short
+	// link recreated, a dead process's staging dir removed),
 	// "stale-mount" (a mount count for a layer that is not mounted or not
 	// known), "leaked-mount" (a layer mounted with no count: its mounter
 	// died before saving the count), "corrupt-mount-counts"
@@ -93,7 +94,7 @@ func (s *Store) recoveredLocked() []Problem {
 	out := slices.Clone(s.recovered)
 	if d, ok := s.drv.(recoveringDriver); ok {
 		for _, what := range d.Recovered() {
-			out = append(out, Problem{Kind: "rebuilt-link", Detail: what, Repaired: true, AtOpen: true})
+			out = append(out, Problem{Kind: "driver-repair", Detail: what, Repaired: true, AtOpen: true})
 		}
 	}
 	return out

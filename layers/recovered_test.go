@@ -11,7 +11,7 @@ import (
 
 // TestCheckReportsRebuiltLinkC25: a short link the overlay driver
 // rebuilt when it opened is in the store's Recovered and Check's report,
-// kind rebuilt-link, marked repaired at open, and is no unrepaired
+// kind driver-repair, marked repaired at open, and is no unrepaired
 // problem.
 func TestCheckReportsRebuiltLinkC25(t *testing.T) {
 	testutil.RequireRoot(t)
@@ -35,15 +35,15 @@ func TestCheckReportsRebuiltLinkC25(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(problems) != 1 {
-		t.Fatalf("C25 Check = %v, want one rebuilt-link", problems)
+		t.Fatalf("C25 Check = %v, want one driver-repair", problems)
 	}
 	p := problems[0]
 	text := p.String()
-	if p.Kind != "rebuilt-link" || !p.Repaired || !p.AtOpen ||
+	if p.Kind != "driver-repair" || !p.Repaired || !p.AtOpen ||
 		!strings.Contains(text, "ctr") || !strings.HasSuffix(text, "(repaired at open)") {
-		t.Errorf("C25 Check = %q (%+v), want a rebuilt-link of ctr repaired at open", text, p)
+		t.Errorf("C25 Check = %q (%+v), want a driver-repair of ctr repaired at open", text, p)
 	}
-	if rec := s2.Recovered(); len(rec) != 1 || rec[0].Kind != "rebuilt-link" {
+	if rec := s2.Recovered(); len(rec) != 1 || rec[0].Kind != "driver-repair" {
 		t.Errorf("C25 Recovered = %v", rec)
 	}
 }

@@ -340,5 +340,5 @@ func (d *Driver) rebuildShortLinks() error {
 
 // Recovered returns what New repaired by itself: one line per short link
 // it rebuilt, naming the layer. The layer store reports them (kind
-// "rebuilt-link") in Check.
+// "driver-repair") in Check.
 func (d *Driver) Recovered() []string { return slices.Clone(d.recovered) }

@@ -168,6 +168,7 @@ func (d *Driver) removeStaleStaging() error {
 			d.logger.Warn("cannot remove leftover staging dir", "dir", dir, "err", err)
 		} else {
 			d.logger.Debug("removed leftover staging dir", "dir", dir)
+			d.recovered = append(d.recovered, fmt.Sprintf("staging dir %s of a process that died while applying a layer removed", dir))
 		}
 		lock.Close()
 	}

@@ -180,9 +180,12 @@ func TestStagingCleanupAtOpen(t *testing.T) {
 	dead.(*staged).lock.Close()
 	liveDir := live.(*staged).dir
 
-	openTestDriver(t, d.home, Options{})
+	reopened := openTestDriver(t, d.home, Options{})
 	if _, err := os.Stat(deadDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("abandoned staging dir survives New: %v", err)
+	}
+	if rec := reopened.Recovered(); len(rec) != 1 || !strings.Contains(rec[0], deadDir) {
+		t.Errorf("Recovered() = %q, want the removal of %s", rec, deadDir)
 	}
 	if _, err := os.Stat(filepath.Join(liveDir, diffName, "f")); err != nil {
 		t.Errorf("staging dir in use was touched by New: %v", err)
