@@ -13,14 +13,14 @@ import (
 var errInconsistent = errors.New("store is inconsistent (run strata check --repair)")
 
 // errUnrepaired makes "strata check --repair" exit 1 when some problems
-// are left for a person (an emptied layers.json, a mounted orphan).
+// are left for a person (files without a record, an emptied layers.json).
 var errUnrepaired = errors.New("store has problems check --repair does not fix (see above)")
 
 var checkVerb = verb{
 	name: "check",
 	args: "[--repair]",
 	summary: "Report (with --repair: fix) what a crash or a hand edit left: records without files, " +
-		"files without records, stale or leaked mounts",
+		"stale or leaked mounts, a corrupt mountpoints.json; files without a record are only reported",
 	example: "strata check --repair",
 	minArgs: 0,
 	maxArgs: 0,
