@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -341,18 +340,6 @@ func TestApplyC11Sparse(t *testing.T) {
 	}
 }
 
-// countingReader counts the bytes Apply took.
-type countingReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	return n, err
-}
-
 // TestApplyC13Framing: padding and missing end blocks are fine, Apply
 // reads nothing past the end-of-archive, a cut stream is an error.
 func TestApplyC13Framing(t *testing.T) {
@@ -373,11 +360,11 @@ func TestApplyC13Framing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			root, _ := layerDirs(t)
-			cr := &countingReader{r: bytes.NewReader(tc.stream)}
+			cr := &testutil.CountingReader{R: bytes.NewReader(tc.stream)}
 			if _, err := Apply(root, cr, Options{}); err != nil {
 				t.Fatal(err)
 			}
-			if left := len(tc.stream) - cr.n; left != tc.trailing {
+			if left := len(tc.stream) - cr.N; left != tc.trailing {
 				t.Errorf("left %d bytes unread, want %d", left, tc.trailing)
 			}
 			want(t, root)

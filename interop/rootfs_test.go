@@ -1,10 +1,7 @@
 package interop
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +26,7 @@ func TestDebianRootfsSameDiffDirs(t *testing.T) {
 	graph, run := testutil.TempStore(t)
 	s := openStore(t, graph, run)
 
-	plainDigest, plainSize := fileDigest(t, set.Plain)
+	plainDigest, plainSize := testutil.FileDigest(t, set.Plain)
 	t.Logf("rootfs tar %s: %d bytes, %s", set.Plain, plainSize, plainDigest)
 
 	csID := strings.TrimSpace(cs.sh(t, "CS import-layer -f '"+set.Plain+"' >/dev/null\nCS layers -q | tail -1\n", nil))
@@ -58,7 +55,7 @@ func TestDebianRootfsSameDiffDirs(t *testing.T) {
 	}
 	for _, form := range forms {
 		t.Run(form.name, func(t *testing.T) {
-			compressedDigest, compressedSize := fileDigest(t, form.path)
+			compressedDigest, compressedSize := testutil.FileDigest(t, form.path)
 			f, err := os.Open(form.path)
 			if err != nil {
 				t.Fatal(err)
@@ -97,20 +94,4 @@ func firstLines(diffs []string) []string {
 		return append(diffs[:50:50], fmt.Sprintf("... and %d more", len(diffs)-50))
 	}
 	return diffs
-}
-
-// fileDigest is the sha256 digest string and size of a file.
-func fileDigest(t *testing.T, path string) (string, int64) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,20 +54,6 @@ func sampleTar() *testutil.Tar {
 		File("a", "alpha", testutil.Owner(10, 20)).
 		Dir("b/", testutil.Owner(0, 0)).
 		File("b/c", strings.Repeat("c", 3000), testutil.Owner(1000, 1001))
-}
-
-func toolCompress(t *testing.T, tool string, b []byte) []byte {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s not installed", tool)
-	}
-	cmd := exec.Command(tool, "-c")
-	cmd.Stdin = bytes.NewReader(b)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // checkTarSplit reassembles the layer's tar from its tar-split record and
@@ -127,7 +112,7 @@ func TestPutDigestsAndSizes(t *testing.T) {
 		{"plain", func(*testing.T) []byte { return plain }, plain, Uncompressed},
 		{"gzip", func(*testing.T) []byte { return testutil.Gzip(plain) }, plain, Gzip},
 		{"zstd", func(*testing.T) []byte { return testutil.Zstd(plain) }, plain, Zstd},
-		{"bzip2", func(t *testing.T) []byte { return toolCompress(t, "bzip2", plain) }, plain, Bzip2},
+		{"bzip2", func(t *testing.T) []byte { return testutil.CompressWith(t, "bzip2", plain) }, plain, Bzip2},
 		{"C13 8 KiB zeros after the tar", func(*testing.T) []byte { return padded }, padded, Uncompressed},
 		{"C13 no end blocks", func(*testing.T) []byte { return noEnd }, noEnd, Uncompressed},
 		{"C13 multi-member gzip", func(*testing.T) []byte {

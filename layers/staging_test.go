@@ -223,18 +223,6 @@ func TestStagedPutFailures(t *testing.T) {
 	}
 }
 
-// countingReader counts what is read from it.
-type countingReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	return n, err
-}
-
 // TestPutFailsEarly: a clash Put can see under the read lock fails before
 // a byte of the diff is read.
 func TestPutFailsEarly(t *testing.T) {
@@ -251,12 +239,12 @@ func TestPutFailsEarly(t *testing.T) {
 		{"name taken", PutOptions{ID: "y", Names: []string{"taken"}}, driver.ErrNameInUse},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := &countingReader{r: sampleTar().Reader()}
+			r := &testutil.CountingReader{R: sampleTar().Reader()}
 			if _, err := s.Put(c.opts, r); !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
-			if r.n != 0 {
-				t.Errorf("%d bytes read before failing", r.n)
+			if r.N != 0 {
+				t.Errorf("%d bytes read before failing", r.N)
 			}
 		})
 	}

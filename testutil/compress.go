@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"bytes"
+	"os/exec"
+	"testing"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -29,4 +31,21 @@ func Zstd(p []byte) []byte {
 	}
 	defer zw.Close()
 	return zw.EncodeAll(p, nil)
+}
+
+// CompressWith compresses p with a command-line tool that reads stdin with
+// -c (bzip2, xz: the standard library has no writer for them). The test is
+// skipped when the tool is not installed.
+func CompressWith(t testing.TB, tool string, p []byte) []byte {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("%s not installed", tool)
+	}
+	cmd := exec.Command(tool, "-c")
+	cmd.Stdin = bytes.NewReader(p)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s -c: %v", tool, err)
+	}
+	return out
 }

@@ -6,11 +6,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"os/exec"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/stratafs/strata/testutil"
 )
 
 func gzipBytes(t *testing.T, b []byte) []byte {
@@ -33,22 +34,6 @@ func zstdBytes(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return w.EncodeAll(b, nil)
-}
-
-// toolBytes compresses b with a command-line tool (the standard library
-// has no bzip2 or xz writer).
-func toolBytes(t *testing.T, tool string, b []byte) []byte {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s not installed", tool)
-	}
-	cmd := exec.Command(tool, "-c")
-	cmd.Stdin = bytes.NewReader(b)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -83,8 +68,8 @@ func TestNewReader(t *testing.T) {
 		{"C13 zstd skippable frames", func(t *testing.T) []byte {
 			return concat(skippable, zstdBytes(t, payload[:half]), skippable, zstdBytes(t, payload[half:]))
 		}, Zstd, nil},
-		{"bzip2", func(t *testing.T) []byte { return toolBytes(t, "bzip2", payload) }, Bzip2, nil},
-		{"xz", func(t *testing.T) []byte { return toolBytes(t, "xz", payload) }, Xz, ErrUnsupported},
+		{"bzip2", func(t *testing.T) []byte { return testutil.CompressWith(t, "bzip2", payload) }, Bzip2, nil},
+		{"xz", func(t *testing.T) []byte { return testutil.CompressWith(t, "xz", payload) }, Xz, ErrUnsupported},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

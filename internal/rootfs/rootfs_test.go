@@ -2,16 +2,15 @@ package rootfs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stratafs/strata/testutil"
 )
 
 // TestTars builds (or finds) the cached rootfs and checks each file
@@ -26,7 +25,7 @@ func TestTars(t *testing.T) {
 		{set.Gzip, set.GzipSHA, set.GzipSize},
 		{set.Zstd, set.ZstdSHA, set.ZstdSize},
 	} {
-		sum, size := fileSHA(t, f.path)
+		sum, size := testutil.FileDigest(t, f.path)
 		if sum != f.sum || size != f.size {
 			t.Errorf("%s: sha %s size %d, recorded %s %d", f.path, sum, size, f.sum, f.size)
 		}
@@ -111,19 +110,4 @@ func TestUnmountBelowRefusesRoot(t *testing.T) {
 			t.Errorf("unmountBelow(%q) accepted", dir)
 		}
 	}
-}
-
-func fileSHA(t *testing.T, path string) (string, int64) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n
 }
