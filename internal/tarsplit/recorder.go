@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
-	"hash/crc64"
 	"io"
 	"strconv"
 
 	"github.com/vbatts/tar-split/tar/storage"
+
+	"github.com/stratafs/strata/internal/crc64iso"
 )
 
 // Recorder writes the tar-split record of a tar stream fed to it with
@@ -89,12 +90,9 @@ const (
 	trailerSegmentSize = 1 << 20
 )
 
-// crcTable is tar-split's table: CRC-64 with the ISO polynomial.
-var crcTable = crc64.MakeTable(crc64.ISO)
-
 // NewRecorder returns a Recorder writing the record to p.
 func NewRecorder(p *Packer) *Recorder {
-	return &Recorder{packer: p, crc: crc64.New(crcTable)}
+	return &Recorder{packer: p, crc: crc64iso.New()}
 }
 
 // Write records the next bytes of the tar stream. After an error every
