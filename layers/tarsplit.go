@@ -40,7 +40,13 @@ func newTarSplitRecorder(path string, tarStream io.Reader) (*tarSplitRecorder, e
 	if err != nil {
 		return nil, fmt.Errorf("tar-split: %w", err)
 	}
-	gz := gzip.NewWriter(f)
+	// The fastest level: the record is mostly base64 of headers and is read
+	// back only on export, while its compression runs on every Put.
+	gz, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tar-split: %w", err)
+	}
 	rec := tarsplit.NewRecorder(tarsplit.NewPacker(gz))
 	return &tarSplitRecorder{path: path, file: f, gz: gz, src: tarStream, rec: rec}, nil
 }
