@@ -107,8 +107,31 @@ func invalid(format string, args ...any) error {
 // were "/": the result is relative, without leading or trailing slash, and
 // "" names the root itself.
 func cleanName(name string) string {
+	// Most names are clean already, maybe with a "./" prefix or a trailing
+	// slash: those are cut without building a new string.
+	n := strings.TrimSuffix(strings.TrimPrefix(name, "./"), "/")
+	if isCleanRel(n) {
+		return n
+	}
 	p := path.Clean("/" + name)
 	return strings.TrimPrefix(p, "/")
+}
+
+// isCleanRel tells whether name is non-empty, relative and unchanged by
+// path.Clean: no empty, "." or ".." component.
+func isCleanRel(name string) bool {
+	start := 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '/' {
+			continue
+		}
+		switch name[start:i] {
+		case "", ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // splitName splits a clean name into its parent ("" for the root) and base.
@@ -135,7 +158,7 @@ func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 	name := cleanName(hdr.Name)
 	dir, base := splitName(name)
 	a.trimCache()
-	if strings.Contains("/"+dir+"/", "/"+whiteoutPrefix) {
+	if strings.HasPrefix(dir, whiteoutPrefix) || strings.Contains(dir, "/"+whiteoutPrefix) {
 		return invalid("whiteout name used as a directory")
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,4 +162,23 @@ func TestApplySmoke(t *testing.T) {
 			mtime(t, tree, "etc", testutil.DefaultMTime)
 		},
 	}})
+}
+
+// TestCleanName pins cleanName's fast path to what path.Clean gives.
+func TestCleanName(t *testing.T) {
+	slow := func(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
+	parts := []string{"", ".", "..", "a", "b.c", ".wh.x", "...", "./", "/", "//", "a/", "/a"}
+	var names []string
+	for _, p := range parts {
+		for _, q := range parts {
+			for _, r := range parts {
+				names = append(names, p+q+r, p+"/"+q+"/"+r, "./"+p+q+"/"+r)
+			}
+		}
+	}
+	for _, name := range names {
+		if got, want := cleanName(name), slow(name); got != want {
+			t.Errorf("cleanName(%q) = %q, want %q", name, got, want)
+		}
+	}
 }

@@ -135,13 +135,12 @@ func (a *applier) file(tr *tar.Reader, hdr *tar.Header, name, dir, base string) 
 const copyBufSize = 1 << 20
 
 func (a *applier) writeData(fd int, tr *tar.Reader, hdr *tar.Header) error {
-	w := fdWriter{fd: fd}
 	if isSparse(hdr) {
 		if frags, stored, ok := a.stream.sparseLayout(hdr); ok {
 			return a.writeSparse(fd, hdr, frags, stored)
 		}
 		// Old GNU sparse headers: holes arrive as zeros and are written.
-		if _, err := io.Copy(&w, tr); err != nil {
+		if _, err := io.Copy(&fdWriter{fd: fd}, tr); err != nil {
 			return dataErr(err)
 		}
 		return nil
@@ -149,6 +148,7 @@ func (a *applier) writeData(fd int, tr *tar.Reader, hdr *tar.Header) error {
 	if a.buf == nil {
 		a.buf = make([]byte, copyBufSize)
 	}
+	w := fdWriter{fd: fd}
 	for remaining := hdr.Size; remaining > 0; {
 		chunk := a.buf
 		if remaining < int64(len(chunk)) {
