@@ -75,8 +75,9 @@ type Layer struct {
 	// that saving the file keeps what another program wrote.
 	extra map[string]json.RawMessage
 
-	// enc is the record's JSON as last saved and encodedFrom a copy of the
-	// fields it was made from (see encoded); clones have neither.
+	// enc is the record's JSON as last saved or read and encodedFrom a
+	// copy of the fields it was made from (see encoded); clones have
+	// neither.
 	enc         []byte
 	encodedFrom *Layer
 }
@@ -168,7 +169,7 @@ func (l *Layer) clone() *Layer {
 	if l.extra != nil {
 		c.extra = make(map[string]json.RawMessage, len(l.extra))
 		for k, v := range l.extra {
-			c.extra[k] = v
+			c.extra[k] = append(json.RawMessage(nil), v...)
 		}
 	}
 	return &c

@@ -52,7 +52,12 @@ func fastDecodeRecords(content []byte) (records []*Layer, ok bool, err error) {
 		var l *Layer
 		if !r.consumeWord("null") {
 			l = &Layer{}
-			if !r.readRecord(l) {
+			if r.readRecord(l) {
+				// The record's own bytes serve as its encoding until it
+				// changes, so that a process's first save does not encode
+				// every record (see encoded).
+				l.enc, l.encodedFrom = content[start:r.pos:r.pos], l.clone()
+			} else {
 				r.pos = start
 				if !r.skipValue() {
 					return nil, false, nil

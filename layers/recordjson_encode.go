@@ -19,7 +19,10 @@ import (
 // each record keeps its last encoding and a deep copy of the fields it was
 // made from; encoded reuses it while the fields still equal the copy.
 // Comparing instead of marking records dirty means no code that changes a
-// record can forget to say so.
+// record can forget to say so. A record read by the one-pass reader starts
+// with its bytes in the file as its encoding: they decode to the same
+// fields, though their spacing, key order or escapes may be another
+// writer's.
 
 // encodeRecords returns the content of layers.json for records.
 func encodeRecords(records []*Layer) ([]byte, error) {
