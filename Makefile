@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadLayersJSON$$' -fuzztime $(FUZZTIME) ./layers/
 	$(GO) test -run '^$$' -fuzz '^FuzzALSInfo$$' -fuzztime $(FUZZTIME) ./layers/
 	$(GO) test -run '^$$' -fuzz '^FuzzLowerChain$$' -fuzztime $(FUZZTIME) ./overlay/
+	$(GO) test -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./internal/crc64iso/
 
 # Installs the packages above that are missing; apt-get update runs only
 # when something is missing. Without root it only says what is missing.
