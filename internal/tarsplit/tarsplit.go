@@ -10,8 +10,10 @@
 package tarsplit
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/vbatts/tar-split/tar/storage"
@@ -19,13 +21,14 @@ import (
 
 // Packer writes entries as JSON lines, numbering them in order.
 type Packer struct {
-	enc *json.Encoder
+	w   io.Writer
+	buf []byte
 	pos int
 }
 
 // NewPacker returns a Packer writing to w.
 func NewPacker(w io.Writer) *Packer {
-	return &Packer{enc: json.NewEncoder(w)}
+	return &Packer{w: w}
 }
 
 // AddEntry writes e and returns its position. A name that is not valid
@@ -36,11 +39,61 @@ func (p *Packer) AddEntry(e storage.Entry) (int, error) {
 		e.Name = ""
 	}
 	e.Position = p.pos
-	if err := p.enc.Encode(e); err != nil {
+	p.buf = appendEntry(p.buf[:0], &e)
+	if _, err := p.w.Write(p.buf); err != nil {
 		return -1, err
 	}
 	p.pos++
 	return e.Position, nil
+}
+
+// appendEntry appends e as one JSON line, byte for byte what
+// encoding/json's Encoder writes for it (a recorder writes two entries
+// per tar entry, and reflection was most of their cost).
+func appendEntry(b []byte, e *storage.Entry) []byte {
+	b = append(b, `{"type":`...)
+	b = strconv.AppendInt(b, int64(e.Type), 10)
+	if e.Name != "" {
+		b = appendString(append(b, `,"name":`...), e.Name)
+	}
+	if len(e.NameRaw) > 0 {
+		b = appendBase64(append(b, `,"name_raw":`...), e.NameRaw)
+	}
+	if e.Size != 0 {
+		b = strconv.AppendInt(append(b, `,"size":`...), e.Size, 10)
+	}
+	b = append(b, `,"payload":`...)
+	if e.Payload == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendBase64(b, e.Payload)
+	}
+	b = strconv.AppendInt(append(b, `,"position":`...), int64(e.Position), 10)
+	return append(b, "}\n"...)
+}
+
+func appendBase64(b, data []byte) []byte {
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, data)
+	return append(b, '"')
+}
+
+// appendString quotes s as encoding/json does; strings with characters it
+// escapes (quotes, backslashes, controls, HTML's <, > and &, non-ASCII)
+// are left to it.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil { // not for a string
+				panic(err)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Unpacker reads entries written by Packer or by tar-split's JSON packer.

@@ -3,8 +3,10 @@ package tarsplit
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"io"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
@@ -92,5 +94,52 @@ func recordWith(packer storage.Packer, layer []byte) (map[string][]byte, error) 
 		}
 		data, _ := io.ReadAll(tr)
 		files[h.Name] = data
+	}
+}
+
+// TestPackerMatchesEncodingJSON: the packer's hand-written JSON lines are
+// byte for byte what encoding/json's Encoder writes for the same entry.
+func TestPackerMatchesEncodingJSON(t *testing.T) {
+	names := []string{"", "usr/bin/env", "a b", `q"uote`, `back\slash`, "tab\tnew\nline", "<&>",
+		"ütf-8", "\u2028\u2029", "\x7f", string([]byte{0xff, 'x'})}
+	payloads := [][]byte{nil, {}, {0}, []byte("header bytes"), bytes.Repeat([]byte{0xab}, 1000)}
+	for i, name := range names {
+		for j, payload := range payloads {
+			comparePacked(t, storage.Entry{Type: storage.Type(1 + (i+j)%2), Name: name,
+				Size: int64(i * j * 1000), Payload: payload, Position: i + j}, int64(i))
+		}
+	}
+	comparePacked(t, storage.Entry{Type: storage.FileType, NameRaw: []byte{0xfe, 0xff}, Size: -1}, 0)
+}
+
+func FuzzPacker(f *testing.F) {
+	f.Add(1, "usr/bin/env", []byte(nil), []byte("x"), int64(5))
+	f.Add(2, "<\u2028>", []byte{0xff}, []byte{}, int64(0))
+	f.Fuzz(func(t *testing.T, typ int, name string, nameRaw, payload []byte, size int64) {
+		comparePacked(t, storage.Entry{Type: storage.Type(typ), Name: name, NameRaw: nameRaw,
+			Size: size, Payload: payload}, size)
+	})
+}
+
+// comparePacked packs e with a Packer whose next position is pos and
+// with encoding/json, and fails on any difference.
+func comparePacked(t *testing.T, e storage.Entry, pos int64) {
+	t.Helper()
+	var got bytes.Buffer
+	p := NewPacker(&got)
+	p.pos = int(pos & 0xffff)
+	if _, err := p.AddEntry(e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Name != "" && !utf8.ValidString(e.Name) {
+		e.NameRaw, e.Name = []byte(e.Name), ""
+	}
+	e.Position = int(pos & 0xffff)
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(e); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("packer wrote\n%s\nencoding/json wrote\n%s", got.Bytes(), want.Bytes())
 	}
 }
