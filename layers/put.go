@@ -312,14 +312,19 @@ func (s *Store) importDiff(diff io.Reader, opts PutOptions, tarSplitPath string,
 	}
 	defer decompressed.Close()
 
-	uncompressed := newMeter(opts.ExpectedUncompressedDigest, s.maxDiffSize)
+	// The producer decompresses and counts (the size limit stops it); the
+	// uncompressed stream is hashed on the recorder's goroutine, which
+	// reads every byte anyway, so that decompression and hashing run on
+	// two cores.
+	sized := &meter{limit: s.maxDiffSize, countOnly: true}
+	uncompressed := newMeter(opts.ExpectedUncompressedDigest, 0)
 	// A plain tar is its own compressed form: hashing it once is enough.
 	sameBytes := alg == compression.None &&
 		(opts.ExpectedCompressedDigest == "" || opts.ExpectedCompressedDigest.Algorithm() == digest.SHA256)
 	if sameBytes {
 		compressed.countOnly = true
 	}
-	fan := newFanout(io.TeeReader(decompressed, uncompressed))
+	fan := newFanout(io.TeeReader(decompressed, sized))
 	recorder, err := newTarSplitRecorder(tarSplitPath, fan.split)
 	if err != nil {
 		return info, err
@@ -329,8 +334,9 @@ func (s *Store) importDiff(diff io.Reader, opts PutOptions, tarSplitPath string,
 	go func() {
 		defer close(recorded)
 		// The recorder reads to the stream's end, or stops at its own
-		// failure (which finish reports); the rest is let go by.
-		io.Copy(io.Discard, recorder)
+		// failure (which finish reports, failing the Put); the rest is
+		// let go by.
+		io.Copy(uncompressed, recorder)
 		fan.split.drain()
 	}()
 
@@ -371,10 +377,14 @@ func (s *Store) importDiff(diff io.Reader, opts PutOptions, tarSplitPath string,
 	}
 	// Zero bytes are no tar (an empty layer is 1024 zero bytes at least):
 	// an empty file or /dev/null given by mistake is not a layer.
-	if uncompressed.size == 0 {
+	if sized.size == 0 {
 		return info, fmt.Errorf("empty diff: 0 bytes is not a tar: %w", driver.ErrInvalidLayerData)
 	}
 
+	if uncompressed.size != sized.size {
+		// The recorder stopped early without reporting why.
+		return info, fmt.Errorf("tar-split recorder hashed %d of %d bytes", uncompressed.size, sized.size)
+	}
 	if sameBytes {
 		compressed.sha256 = uncompressed.sha256
 	}
