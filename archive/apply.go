@@ -73,7 +73,7 @@ func Apply(root string, r io.Reader, opts Options) (Result, error) {
 	defer a.close()
 
 	a.stream = &streamReader{r: r}
-	tr := tar.NewReader(a.stream)
+	tr := newTarReader(a.stream)
 	last, read := "", false
 	for {
 		a.stream.startRecording()
@@ -148,7 +148,7 @@ const (
 	opaqueMarker   = ".wh..wh..opq"
 )
 
-func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
+func (a *applier) entry(tr *tarReader, hdr *tar.Header) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}

@@ -47,6 +47,7 @@ func runCases(t *testing.T, cases []applyCase) {
 	testutil.RequireRoot(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			checkTarReader(t, tc.tar)
 			root, victim := layerDirs(t)
 			before := testutil.Snapshot(t, victim)
 			_, err := Apply(root, bytes.NewReader(tc.tar), Options{})

@@ -89,7 +89,7 @@ func (a *applier) dir(hdr *tar.Header, name, dir, base string) error {
 }
 
 // file writes a regular file. Sparse entries stay sparse (writeSparse).
-func (a *applier) file(tr *tar.Reader, hdr *tar.Header, name, dir, base string) error {
+func (a *applier) file(tr *tarReader, hdr *tar.Header, name, dir, base string) error {
 	pd, err := a.parent(dir)
 	if err != nil {
 		return err
@@ -134,7 +134,7 @@ func (a *applier) file(tr *tar.Reader, hdr *tar.Header, name, dir, base string) 
 // decompressor and the write path busy with few calls.
 const copyBufSize = 1 << 20
 
-func (a *applier) writeData(fd int, tr *tar.Reader, hdr *tar.Header) error {
+func (a *applier) writeData(fd int, tr *tarReader, hdr *tar.Header) error {
 	if isSparse(hdr) {
 		if frags, stored, ok := a.stream.sparseLayout(hdr); ok {
 			return a.writeSparse(fd, hdr, frags, stored)

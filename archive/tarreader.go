@@ -41,6 +41,7 @@ type tarReader struct {
 	raw     []byte // header blocks and PAX data read by this Next
 	rawErr  error  // the error that cut raw short
 	scratch []byte // for skipping unread data
+	padBlk  [blockSize]byte
 
 	uname, gname string // last owner names, reused while they repeat
 }
@@ -171,8 +172,7 @@ func (t *tarReader) skip() error {
 		}
 	}
 	if t.pad > 0 {
-		var blk [blockSize]byte
-		if _, err := tryReadFull(t.r, blk[:t.pad]); err != nil {
+		if _, err := tryReadFull(t.r, t.padBlk[:t.pad]); err != nil {
 			return err
 		}
 		t.pad = 0

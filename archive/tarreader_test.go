@@ -345,7 +345,7 @@ func TestTarReaderGNUTar(t *testing.T) {
 // FuzzTarReader compares tarReader with archive/tar on arbitrary bytes.
 func FuzzTarReader(f *testing.F) {
 	for _, blob := range tarReaderCorpus(f) {
-		if len(blob) <= 64<<10 {
+		if len(blob) <= 16<<10 {
 			f.Add(blob, uint8(0))
 		}
 	}
