@@ -44,10 +44,12 @@ stress:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./archive/
+	$(GO) test -run '^$$' -fuzz '^FuzzTarReader$$' -fuzztime $(FUZZTIME) ./archive/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadLayersJSON$$' -fuzztime $(FUZZTIME) ./layers/
 	$(GO) test -run '^$$' -fuzz '^FuzzALSInfo$$' -fuzztime $(FUZZTIME) ./layers/
 	$(GO) test -run '^$$' -fuzz '^FuzzLowerChain$$' -fuzztime $(FUZZTIME) ./overlay/
 	$(GO) test -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./internal/crc64iso/
+	$(GO) test -run '^$$' -fuzz '^FuzzPacker$$' -fuzztime $(FUZZTIME) ./internal/tarsplit/
 
 # Installs the packages above that are missing; apt-get update runs only
 # when something is missing. Without root it only says what is missing.
