@@ -105,14 +105,18 @@ func USTARBlock(hdr tar.Header) [512]byte {
 	copy(blk[263:265], "00")
 	octal(blk[329:337], hdr.Devmajor)
 	octal(blk[337:345], hdr.Devminor)
+	FixChecksum(&blk)
+	return blk
+}
 
+// FixChecksum writes the checksum of a header block edited by a test.
+func FixChecksum(blk *[512]byte) {
 	copy(blk[148:156], "        ")
 	sum := 0
 	for _, c := range blk {
 		sum += int(c)
 	}
 	copy(blk[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return blk
 }
 
 func octal(field []byte, v int64) {
