@@ -1,78 +1,47 @@
 package tarsplit
 
 import (
-	"bytes"
 	"errors"
-	"strconv"
-	"strings"
+
+	"github.com/stratafs/strata/internal/tarhdr"
 )
 
 // ErrHeader reports a tar header the recorder cannot follow. The rules are
-// those of Go's archive/tar reader (which the applier uses), so a tar the
-// applier accepts is recorded, and one it rejects fails here too.
+// those of Go's archive/tar reader (internal/tarhdr, which the applier
+// uses too), so a tar the applier accepts is recorded, and one it rejects
+// fails here too.
 var ErrHeader = errors.New("invalid tar header")
 
 const (
-	blockSize = 512
+	blockSize = tarhdr.BlockSize
 	// maxSpecialSize bounds PAX records, GNU long names and old GNU sparse
 	// maps, as archive/tar does.
 	maxSpecialSize = 1 << 20
+
+	offName     = tarhdr.OffName
+	offSize     = tarhdr.OffSize
+	offTypeflag = tarhdr.OffTypeflag
+	offPrefix   = tarhdr.OffPrefix
+	offGNUATime = tarhdr.OffGNUATime
+	offGNUCTime = tarhdr.OffGNUCTime
+	offGNUExt   = tarhdr.OffGNUExt
+	offExtExt   = tarhdr.OffExtExt
 )
 
-// Header block layout (POSIX ustar, GNU and star variants).
-const (
-	offName     = 0
-	offSize     = 124
-	offChksum   = 148
-	offTypeflag = 156
-	offMagic    = 257
-	offPrefix   = 345
-	offGNUATime = 345
-	offGNUCTime = 357
-	offGNUExt   = 482 // isextended of the 4 sparse slots in an old GNU header
-	offExtExt   = 504 // isextended of a sparse extension block
-	offTrailer  = 508
-)
-
-type format int
+type format = tarhdr.Kind
 
 const (
-	formatV7 format = iota
-	formatUSTAR
-	formatSTAR
-	formatGNU
+	formatV7    = tarhdr.V7
+	formatUSTAR = tarhdr.USTAR
+	formatSTAR  = tarhdr.STAR
+	formatGNU   = tarhdr.GNU
 )
 
 // blockFormat returns the format of a header block, or false when its
-// checksum does not match (signed or unsigned sums are both accepted).
+// checksum does not match.
 func blockFormat(b *[blockSize]byte) (format, bool) {
-	want, ok := parseOctal(b[offChksum : offChksum+8])
-	if !ok {
-		return 0, false
-	}
-	// Both sums count the checksum field as eight spaces.
-	var unsigned, signed int64
-	for _, c := range b {
-		unsigned += int64(c)
-		signed += int64(int8(c))
-	}
-	for _, c := range b[offChksum : offChksum+8] {
-		unsigned += ' ' - int64(c)
-		signed += ' ' - int64(int8(c))
-	}
-	if want != unsigned && want != signed {
-		return 0, false
-	}
-	magic := string(b[offMagic : offMagic+8])
-	switch {
-	case magic == "ustar\x0000" && string(b[offTrailer:]) == "tar\x00":
-		return formatSTAR, true
-	case magic == "ustar\x0000":
-		return formatUSTAR, true
-	case magic == "ustar  \x00":
-		return formatGNU, true
-	}
-	return formatV7, true
+	kind, _, ok := tarhdr.Check(b)
+	return kind, ok
 }
 
 // headerName is the name a header block gives its entry before extension
@@ -107,16 +76,11 @@ func parseOptionalNumeric(b []byte) (int64, bool) {
 	if b[0] == 0 {
 		return 0, true
 	}
-	return parseNumeric(b)
+	return tarhdr.Numeric(b)
 }
 
 // cString is a header string field: its bytes up to the first NUL.
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
-}
+func cString(b []byte) string { return string(tarhdr.CString(b)) }
 
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -125,50 +89,6 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// parseNumeric reads a numeric header field: octal text, or GNU base-256
-// (two's complement, big-endian) when the top bit of the first byte is set.
-func parseNumeric(b []byte) (int64, bool) {
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		var flip byte
-		if b[0]&0x40 != 0 {
-			flip = 0xff
-		}
-		var x uint64
-		for i, c := range b {
-			c ^= flip
-			if i == 0 {
-				c &= 0x7f
-			}
-			if x>>56 != 0 {
-				return 0, false
-			}
-			x = x<<8 | uint64(c)
-		}
-		if x>>63 != 0 {
-			return 0, false
-		}
-		if flip != 0 {
-			return ^int64(x), true
-		}
-		return int64(x), true
-	}
-	return parseOctal(b)
-}
-
-// parseOctal reads octal text padded with spaces or NULs on either side;
-// an empty field is zero.
-func parseOctal(b []byte) (int64, bool) {
-	b = bytes.Trim(b, " \x00")
-	if len(b) == 0 {
-		return 0, true
-	}
-	x, err := strconv.ParseUint(string(b), 8, 63)
-	if err != nil {
-		return 0, false
-	}
-	return int64(x), true
 }
 
 // isHeaderOnly tells the types whose data area archive/tar ignores
@@ -181,27 +101,18 @@ func isHeaderOnly(typeflag byte) bool {
 	return false
 }
 
-// paxRecords parses the records of a PAX extended header ("LEN KEY=VALUE\n"
-// each). The GNU sparse 0.0 offset/numbytes pairs, which may repeat, are
-// only noted as GNU.sparse.map: the recorder needs to know the entry is
-// sparse, not where its data lies.
+// paxRecords parses the records of a PAX extended header. The GNU sparse
+// 0.0 offset/numbytes pairs, which may repeat, are only noted as
+// GNU.sparse.map: the recorder needs to know the entry is sparse, not
+// where its data lies.
 func paxRecords(data []byte) (map[string]string, error) {
 	records := map[string]string{}
-	s := string(data)
-	for len(s) > 0 {
-		sp := strings.IndexByte(s, ' ')
-		if sp <= 0 {
+	for s := string(data); len(s) > 0; {
+		key, value, rest, ok := tarhdr.NextPAXRecord(s)
+		if !ok {
 			return nil, ErrHeader
 		}
-		n, err := strconv.Atoi(s[:sp])
-		if err != nil || n <= sp+1 || n > len(s) || s[n-1] != '\n' {
-			return nil, ErrHeader
-		}
-		key, value, ok := strings.Cut(s[sp+1:n-1], "=")
-		if !ok || key == "" {
-			return nil, ErrHeader
-		}
-		s = s[n:]
+		s = rest
 		switch key {
 		case "GNU.sparse.offset", "GNU.sparse.numbytes":
 			records["GNU.sparse.map"] = "0.0"

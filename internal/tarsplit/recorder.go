@@ -10,6 +10,7 @@ import (
 	"github.com/vbatts/tar-split/tar/storage"
 
 	"github.com/stratafs/strata/internal/crc64iso"
+	"github.com/stratafs/strata/internal/tarhdr"
 )
 
 // Recorder writes the tar-split record of a tar stream fed to it with
@@ -212,7 +213,7 @@ func (r *Recorder) header() error {
 	if !ok {
 		return r.headerError("bad checksum or unknown format")
 	}
-	size, ok := parseNumeric(r.blk[offSize : offSize+12])
+	size, ok := tarhdr.Numeric(r.blk[offSize : offSize+12])
 	if !ok {
 		return r.headerError("bad size field")
 	}

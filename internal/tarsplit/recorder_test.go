@@ -300,3 +300,33 @@ func TestRecorderBigSparseData(t *testing.T) {
 		}
 	}
 }
+
+// TestRecorderReadsFieldsAsArchiveTar: header fields that archive/tar
+// accepts in forms writers rarely use are read alike by the recorder, so
+// the file entry names the path and size the applier used: a USTAR block
+// whose version field is not "00" still has its prefix, and a numeric
+// field is cut at a NUL inside it.
+func TestRecorderReadsFieldsAsArchiveTar(t *testing.T) {
+	blk := testutil.USTARBlock(tar.Header{Name: "n", Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+	copy(blk[263:265], "\x00\x00")        // version
+	copy(blk[345:], "p")                  // prefix
+	copy(blk[124:136], "3\x007777777777") // size: 3, then junk after a NUL
+	testutil.FixChecksum(&blk)
+	blob := append(append(blk[:], "abc"...), make([]byte, 509+1024)...)
+
+	hdr, err := tar.NewReader(bytes.NewReader(blob)).Next()
+	if err != nil || hdr.Name != "p/n" || hdr.Size != 3 {
+		t.Fatalf("archive/tar reads %+v, %v", hdr, err)
+	}
+	for _, chunk := range chunkSizes {
+		var file *storage.Entry
+		for _, e := range entries(t, record(t, blob, chunk)) {
+			if e.Type == storage.FileType {
+				file = &e
+			}
+		}
+		if file == nil || file.Name != hdr.Name || file.Size != hdr.Size {
+			t.Fatalf("writes of %d bytes: file entry %+v, archive/tar read %q of %d bytes", chunk, file, hdr.Name, hdr.Size)
+		}
+	}
+}
