@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stratafs/strata/internal/tarhdr"
 )
 
 // tarReader reads a tar stream as archive/tar's Reader does, giving the
@@ -49,7 +51,7 @@ type tarReader struct {
 func newTarReader(r io.Reader) *tarReader { return &tarReader{r: r} }
 
 const (
-	blockSize          = 512
+	blockSize          = tarhdr.BlockSize
 	maxSpecialFileSize = 1 << 20 // archive/tar's bound on PAX data
 )
 
@@ -363,72 +365,60 @@ type blockFields struct {
 // it. ok is false for anything else (end-of-archive zeros, V7 and star
 // blocks, base-256 numbers, bad fields, the pre-Go-1.8 GNU prefix form).
 func parseBlock(b *[blockSize]byte, f *blockFields) (format tar.Format, ok bool) {
-	want, ok := parseOctal(b[148:156])
+	kind, highBit, ok := tarhdr.Check(b)
 	if !ok {
 		return 0, false
 	}
-	var unsigned, signed int64
-	var high byte
-	for i, c := range b {
-		high |= c
-		if i >= 148 && i < 156 {
-			c = ' '
-		}
-		unsigned += int64(c)
-		signed += int64(int8(c))
-	}
-	if want != unsigned && want != signed {
-		return 0, false
-	}
-	magic := b[257:263]
-	switch {
-	case string(magic) == "ustar\x00" && string(b[508:512]) == "tar\x00":
-		return 0, false // star
-	case string(magic) == "ustar\x00":
+	switch kind {
+	case tarhdr.USTAR:
 		format = tar.FormatUSTAR | tar.FormatPAX
-	case string(magic) == "ustar " && string(b[263:265]) == " \x00":
+	case tarhdr.GNU:
 		format = tar.FormatGNU
 	default:
-		return 0, false // V7
+		return 0, false // V7 and star
 	}
 
-	f.typeflag = b[156]
-	f.name = cString(b[0:100])
-	f.linkname = cString(b[157:257])
-	f.uname = cString(b[265:297])
-	f.gname = cString(b[297:329])
+	f.typeflag = b[tarhdr.OffTypeflag]
+	f.name = tarhdr.CString(b[tarhdr.OffName:tarhdr.OffMode])
+	f.linkname = tarhdr.CString(b[tarhdr.OffLinkname:tarhdr.OffMagic])
+	f.uname = tarhdr.CString(b[tarhdr.OffUname:tarhdr.OffGname])
+	f.gname = tarhdr.CString(b[tarhdr.OffGname:tarhdr.OffDevmajor])
 	nums := [...]struct {
 		dst   *int64
 		field []byte
 	}{
-		{&f.size, b[124:136]}, {&f.mode, b[100:108]}, {&f.uid, b[108:116]},
-		{&f.gid, b[116:124]}, {&f.mtime, b[136:148]},
-		{&f.devmajor, b[329:337]}, {&f.devminor, b[337:345]},
+		{&f.size, b[tarhdr.OffSize:tarhdr.OffMtime]}, {&f.mode, b[tarhdr.OffMode:tarhdr.OffUID]},
+		{&f.uid, b[tarhdr.OffUID:tarhdr.OffGID]}, {&f.gid, b[tarhdr.OffGID:tarhdr.OffSize]},
+		{&f.mtime, b[tarhdr.OffMtime:tarhdr.OffChksum]},
+		{&f.devmajor, b[tarhdr.OffDevmajor:tarhdr.OffDevminor]},
+		{&f.devminor, b[tarhdr.OffDevminor:tarhdr.OffPrefix]},
 	}
 	for _, n := range nums {
-		if *n.dst, ok = parseOctal(n.field); !ok {
+		if *n.dst, ok = tarhdr.Octal(n.field); !ok {
 			return 0, false
 		}
 	}
 	if format == tar.FormatGNU {
 		f.prefix = nil
-		if f.hasATime = b[345] != 0; f.hasATime {
-			if f.atime, ok = parseOctal(b[345:357]); !ok {
+		if f.hasATime = b[tarhdr.OffGNUATime] != 0; f.hasATime {
+			if f.atime, ok = tarhdr.Octal(b[tarhdr.OffGNUATime:tarhdr.OffGNUCTime]); !ok {
 				return 0, false
 			}
 		}
-		if f.hasCTime = b[357] != 0; f.hasCTime {
-			if f.ctime, ok = parseOctal(b[357:369]); !ok {
+		if f.hasCTime = b[tarhdr.OffGNUCTime] != 0; f.hasCTime {
+			if f.ctime, ok = tarhdr.Octal(b[tarhdr.OffGNUCTime : tarhdr.OffGNUCTime+12]); !ok {
 				return 0, false
 			}
 		}
 		return format, true
 	}
 	f.hasATime, f.hasCTime = false, false
-	f.prefix = cString(b[345:500])
-	if high >= 0x80 {
+	f.prefix = tarhdr.CString(b[tarhdr.OffPrefix : tarhdr.OffPrefix+155])
+	if highBit {
 		format = tar.FormatUnknown
 	}
+	// archive/tar also calls the format unknown when a numeric field's
+	// last byte is not a NUL.
 	for _, end := range [...]int{135, 107, 115, 123, 147, 336, 344} {
 		if b[end] != 0 {
 			format = tar.FormatUnknown
@@ -437,72 +427,18 @@ func parseBlock(b *[blockSize]byte, f *blockFields) (format tar.Format, ok bool)
 	return format, true
 }
 
-// cString is b up to its first NUL.
-func cString(b []byte) []byte {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		return b[:i]
-	}
-	return b
-}
-
-// parseOctal parses a numeric field as archive/tar does when it is octal
-// (spaces and NULs trimmed at both ends, cut at a NUL). ok is false for a
-// base-256 field or one archive/tar rejects.
-func parseOctal(b []byte) (int64, bool) {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == 0) {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == 0) {
-		b = b[:len(b)-1]
-	}
-	b = cString(b)
-	var x uint64
-	for _, c := range b {
-		if c < '0' || c > '7' || x>>61 != 0 {
-			return 0, false
-		}
-		x = x<<3 | uint64(c-'0')
-	}
-	return int64(x), true
-}
-
-// parsePAXRecords parses PAX extended header data ("LEN key=value\n"
-// records) into a map, as archive/tar does. ok is false for a malformed
-// record and for any GNU.sparse record, which only archive/tar handles.
+// parsePAXRecords parses PAX extended header data into a map, as
+// archive/tar does. ok is false for a malformed record and for any
+// GNU.sparse record, which only archive/tar handles.
 func parsePAXRecords(data []byte) (map[string]string, bool) {
-	s := string(data)
 	recs := make(map[string]string, 8)
-	for len(s) > 0 {
-		sp := strings.IndexByte(s, ' ')
-		if sp <= 0 || sp > 9 {
+	for s := string(data); len(s) > 0; {
+		k, v, rest, ok := tarhdr.NextPAXRecord(s)
+		if !ok || strings.HasPrefix(k, "GNU.sparse.") {
 			return nil, false
-		}
-		n := 0
-		for _, c := range s[:sp] {
-			if c < '0' || c > '9' {
-				return nil, false
-			}
-			n = n*10 + int(c-'0')
-		}
-		if n < 5 || n > len(s) || n <= sp+1 || s[n-1] != '\n' {
-			return nil, false
-		}
-		k, v, ok := strings.Cut(s[sp+1:n-1], "=")
-		if !ok || k == "" || strings.HasPrefix(k, "GNU.sparse.") {
-			return nil, false
-		}
-		switch k {
-		case "path", "linkpath", "uname", "gname":
-			if strings.IndexByte(v, 0) >= 0 {
-				return nil, false
-			}
-		default:
-			if strings.IndexByte(k, 0) >= 0 {
-				return nil, false
-			}
 		}
 		recs[k] = v
-		s = s[n:]
+		s = rest
 	}
 	return recs, true
 }
