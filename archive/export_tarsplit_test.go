@@ -13,6 +13,11 @@ import (
 
 	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
+	"golang.org/x/sys/unix"
+
+	"github.com/stratafs/strata/internal/crc64iso"
+	"github.com/stratafs/strata/internal/tarsplit"
+	"github.com/stratafs/strata/testutil"
 )
 
 // splitTar records the tar-split of layer, the way the layer store does on
@@ -111,4 +116,65 @@ func TestExportTarSplitExactBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExportTarSplitReadsOnlyRegularFiles: a record naming a FIFO, a char
+// device or a directory with a size (a record that does not match the
+// diff dir, or one written with a size for a header-only entry) fails
+// naming the entry, without blocking on the FIFO and without copying a
+// byte of the device; a regular file longer than recorded gives only the
+// recorded bytes.
+func TestExportTarSplitReadsOnlyRegularFiles(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	exportNoErr(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+	exportNoErr(t, unix.Mknod(filepath.Join(dir, "zero"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 5))))
+	exportNoErr(t, os.Mkdir(filepath.Join(dir, "dir"), 0o755))
+	exportNoErr(t, os.WriteFile(filepath.Join(dir, "longer"), []byte("abcdEXTRA"), 0o644))
+
+	record := func(name string, size int64) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		p := tarsplit.NewPacker(zw)
+		_, err := p.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: []byte("HEADER")})
+		exportNoErr(t, err)
+		_, err = p.AddEntry(storage.Entry{Type: storage.FileType, Name: name, Size: size, Payload: make([]byte, 8)})
+		exportNoErr(t, err)
+		exportNoErr(t, zw.Close())
+		return buf.Bytes()
+	}
+	for _, name := range []string{"fifo", "zero", "dir"} {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			var out bytes.Buffer
+			go func() { done <- ExportTarSplit(dir, bytes.NewReader(record(name, 4)), &out) }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), `"`+name+`"`) || !strings.Contains(err.Error(), "not a regular file") {
+					t.Fatalf("err = %v, want one naming %q as not a regular file", err, name)
+				}
+				if out.String() != "HEADER" {
+					t.Fatalf("wrote %q after the header segment", out.String()[min(6, out.Len()):])
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("ExportTarSplit still blocked after 30 s (hang guard, not a speed check)")
+			}
+		})
+	}
+
+	t.Run("longer regular file", func(t *testing.T) {
+		h := crc64iso.New()
+		h.Write([]byte("abcd"))
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		p := tarsplit.NewPacker(zw)
+		_, err := p.AddEntry(storage.Entry{Type: storage.FileType, Name: "longer", Size: 4, Payload: h.Sum(nil)})
+		exportNoErr(t, err)
+		exportNoErr(t, zw.Close())
+		var out bytes.Buffer
+		exportNoErr(t, ExportTarSplit(dir, &buf, &out))
+		if out.String() != "abcd" {
+			t.Fatalf("wrote %q, want the 4 recorded bytes", out.String())
+		}
+	})
 }
