@@ -79,7 +79,31 @@ func corpus() []layerCase {
 		{name: "sparse 0.0", sparse: true, blob: sparse0x("s00", "0.0")},
 		{name: "old GNU sparse with extension blocks", sparse: true, blob: oldGNUSparse("gnu", 30)},
 		{name: "old GNU sparse in the header alone", sparse: true, blob: oldGNUSparse("gnu4", 3)},
+		{name: "GNU atime with a NUL inside", blob: gnuBlocks(gnuFile("f", "abc", func(b *[512]byte) {
+			copy(b[345:357], "0\x0012345670") // archive/tar reads 0; the prefix is not used
+		}))},
+		{name: "empty GNU long name", blob: gnuBlocks(gnuFile("././@LongLink", "", func(b *[512]byte) {
+			b[156] = 'L'
+		}), gnuFile("named", "n", nil))},
 	}
+}
+
+// gnuFile is a GNU-format header block for a file of content, edited by
+// edit before its checksum is written, followed by the content's blocks.
+func gnuFile(name, content string, edit func(b *[512]byte)) []byte {
+	b := testutil.USTARBlock(tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(content)),
+		Mode: 0o644, ModTime: mtime})
+	copy(b[257:265], "ustar  \x00")
+	if edit != nil {
+		edit(&b)
+	}
+	testutil.FixChecksum(&b)
+	return append(b[:], padded([]byte(content))...)
+}
+
+// gnuBlocks ends entries with the end-of-archive blocks.
+func gnuBlocks(entries ...[]byte) []byte {
+	return append(bytes.Join(entries, nil), make([]byte, 1024)...)
 }
 
 // regions are the data regions of the hand-built sparse files: n pieces of

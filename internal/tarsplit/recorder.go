@@ -344,7 +344,9 @@ func (r *Recorder) endSpecial() error {
 			r.pax = records
 		}
 	case 'L':
-		r.longName, r.hasLong = cString(r.special), true
+		// archive/tar ignores an empty long name.
+		r.longName = cString(r.special)
+		r.hasLong = r.longName != ""
 	case 'K':
 		// The link target is not part of the record.
 	}
