@@ -19,6 +19,9 @@ type layerCase struct {
 	// lossy: tar-split's own recorder drops bytes of this tar (so its
 	// record cannot rebuild it) where the Recorder keeps them.
 	lossy bool
+	// kept: the Recorder keeps data in the record that tar-split's own
+	// recorder expects to find in a file (whiteout markers' data).
+	kept bool
 }
 
 var mtime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
@@ -82,6 +85,9 @@ func corpus() []layerCase {
 		{name: "GNU atime with a NUL inside", blob: gnuBlocks(gnuFile("f", "abc", func(b *[512]byte) {
 			copy(b[345:357], "0\x0012345670") // archive/tar reads 0; the prefix is not used
 		}))},
+		{name: "whiteout and opaque markers with data", kept: true, blob: testutil.NewTar().Dir("d/").
+			File("d/.wh.gone", "data of a whiteout").File("o/.wh..wh..opq", strings.Repeat("o", 600)).
+			File("after", "a").Bytes()},
 		{name: "empty GNU long name", blob: gnuBlocks(gnuFile("././@LongLink", "", func(b *[512]byte) {
 			b[156] = 'L'
 		}), gnuFile("named", "n", nil))},

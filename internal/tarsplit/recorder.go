@@ -6,6 +6,7 @@ import (
 	"hash"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/vbatts/tar-split/tar/storage"
 
@@ -60,7 +61,7 @@ const (
 	stBlock   state = iota // gathering a 512-byte block (see kind)
 	stSpecial              // the data of an extension header
 	stData                 // a file's data: hashed
-	stSparse               // a sparse file's data area: kept in the segment
+	stKept                 // data kept in the segment: a sparse file's data area, a whiteout marker's data
 	stPadding              // padding after data: kept in the segment
 	stTrailer              // after the end of the archive
 )
@@ -127,7 +128,7 @@ func (r *Recorder) Write(p []byte) (int, error) {
 			if r.need == 0 {
 				r.err = r.endData()
 			}
-		case stSparse:
+		case stKept:
 			n = int(min(r.need, int64(len(p))))
 			if r.entry.size > sparseSegmentMax {
 				if len(r.seg) >= trailerSegmentSize {
@@ -139,7 +140,7 @@ func (r *Recorder) Write(p []byte) (int, error) {
 			r.seg = append(r.seg, p[:n]...)
 			r.need -= int64(n)
 			if r.need == 0 {
-				r.err = r.endSparse()
+				r.err = r.endKept()
 			}
 		case stPadding:
 			n = int(min(r.need, int64(len(p))))
@@ -278,8 +279,11 @@ func (r *Recorder) header() error {
 		r.kind, r.extBlks = kindSparseExt, 0
 		return nil
 	}
-	if sparse {
-		return r.startData(stSparse, size)
+	if sparse || (size > 0 && isWhiteoutName(r.entry.name)) {
+		// A whiteout marker's data is not in the diff dir (the marker
+		// became a 0:0 device there): the record keeps it, so the layer
+		// can still be exported byte for byte.
+		return r.startData(stKept, size)
 	}
 	if err := r.flushSegment(); err != nil {
 		return err
@@ -299,7 +303,7 @@ func (r *Recorder) sparseExtension() error {
 		return nil
 	}
 	r.kind = kindHeader
-	return r.startData(stSparse, r.entry.size)
+	return r.startData(stKept, r.entry.size)
 }
 
 // startData enters state st for n bytes of data, or ends the data at once
@@ -312,8 +316,8 @@ func (r *Recorder) startData(st state, n int64) error {
 	switch st {
 	case stSpecial:
 		return r.endSpecial()
-	case stSparse:
-		return r.endSparse()
+	case stKept:
+		return r.endKept()
 	}
 	return r.endData()
 }
@@ -365,9 +369,10 @@ func (r *Recorder) endData() error {
 	return r.startPadding()
 }
 
-// endSparse writes the segment holding a sparse entry's data area and its
+// endKept writes the segment holding the data kept in the record (a
+// sparse entry's data area, a whiteout marker's data) and the entry's
 // empty file entry.
-func (r *Recorder) endSparse() error {
+func (r *Recorder) endKept() error {
 	if err := r.flushSegment(); err != nil {
 		return err
 	}
@@ -412,4 +417,11 @@ func padding(n int64) int64 { return -n & (blockSize - 1) }
 func parsePAXInt(s string) (int64, bool) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil
+}
+
+// isWhiteoutName tells whether the last element of a tar entry name starts
+// with ".wh.", as the applier's whiteout and opaque markers do.
+func isWhiteoutName(name string) bool {
+	name = strings.TrimRight(name, "/")
+	return strings.HasPrefix(name[strings.LastIndexByte(name, '/')+1:], ".wh.")
 }
