@@ -85,7 +85,7 @@ func Apply(root string, r io.Reader, opts Options) (Result, error) {
 		// tar.ErrInsecurePath comes with a usable header; names are made
 		// safe below.
 		if err != nil && (hdr == nil || !errors.Is(err, tar.ErrInsecurePath)) {
-			return Result{}, headerError(a.stream.rec, last, read, err)
+			return Result{}, headerError(a.stream.recordedBlocks(), last, read, err)
 		}
 		last, read = hdr.Name, true
 		if err := a.entry(tr, hdr); err != nil {

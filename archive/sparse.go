@@ -21,6 +21,8 @@ type streamReader struct {
 	r         io.Reader
 	recording bool
 	rec       []byte
+	recOff    int64 // stream offset of rec[0]
+	off       int64 // bytes handed to the tar reader, placeholders included
 	phantom   int64
 }
 
@@ -33,16 +35,34 @@ func (s *streamReader) Read(p []byte) (int, error) {
 		n := int(min(int64(len(p)), s.phantom))
 		clear(p[:n])
 		s.phantom -= int64(n)
+		s.off += int64(n)
 		return n, nil
 	}
 	n, err := s.r.Read(p)
 	if s.recording && n > 0 {
+		if len(s.rec) == 0 {
+			s.recOff = s.off
+		}
 		s.rec = append(s.rec, p[:n]...)
 		if len(s.rec) > maxRecord {
-			s.rec = append(s.rec[:0], s.rec[len(s.rec)-maxRecord/2:]...)
+			drop := len(s.rec) - maxRecord/2
+			s.rec = append(s.rec[:0], s.rec[drop:]...)
+			s.recOff += int64(drop)
 		}
 	}
+	s.off += int64(n)
 	return n, err
+}
+
+// recordedBlocks is the recording from its first block boundary on: the
+// header blocks Next read, without the previous entry's padding before
+// them.
+func (s *streamReader) recordedBlocks() []byte {
+	skip := -s.recOff & 511
+	if skip >= int64(len(s.rec)) {
+		return nil
+	}
+	return s.rec[skip:]
 }
 
 func (s *streamReader) startRecording() { s.recording, s.rec = true, s.rec[:0] }

@@ -41,6 +41,13 @@ func nameCases(victim string) []Case {
 		Blob:    paxEntry(map[string]string{"path": "a\x00b"}, tar.Header{Name: "x", Typeflag: tar.TypeReg}),
 		WantErr: "invalid tar header",
 	}, {
+		// The failing header is named, not the file before it, also when
+		// that file's data leaves padding before the header.
+		Name: "H87 NUL in a PAX path after a file whose data ends inside a block",
+		Blob: append(testutil.NewTar().File("first", "abc").NoEnd().Bytes(),
+			paxEntry(map[string]string{"path": "bad\x00name"}, tar.Header{Name: "x", Typeflag: tar.TypeReg})...),
+		WantErr: `entry "bad\x00name"`,
+	}, {
 		Name: "H08 NUL in a link target (PAX linkpath)",
 		Blob: paxEntry(map[string]string{"linkpath": "t\x00u"},
 			tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "t"}),
