@@ -206,7 +206,7 @@ func (a *applier) entry(tr *tarReader, hdr *tar.Header) error {
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return a.node(hdr, name, dir, base)
 	default:
-		return invalid("unsupported entry type %q", hdr.Typeflag)
+		return invalid("unsupported entry type %q", string([]byte{hdr.Typeflag}))
 	}
 }
 

@@ -422,7 +422,7 @@ func layerDataError(err error) error {
 	return err
 }
 
-var errTooBig = errors.New("layer is larger than the store's limit")
+var errTooBig = errors.New("layer is larger than the size limit")
 
 // meter counts and hashes the bytes written to it, and fails once more
 // than limit bytes arrive (limit 0: no limit). Besides the sha256 the store
@@ -448,7 +448,7 @@ func newMeter(expected digest.Digest, limit int64) *meter {
 func (m *meter) Write(p []byte) (int, error) {
 	m.size += int64(len(p))
 	if m.limit > 0 && m.size > m.limit {
-		return 0, fmt.Errorf("%w (%d bytes)", errTooBig, m.limit)
+		return 0, fmt.Errorf("%w (%d bytes uncompressed)", errTooBig, m.limit)
 	}
 	if m.countOnly {
 		return len(p), nil
