@@ -7,9 +7,13 @@
 #
 #   scripts/bench.sh [CASE...]      (default: every case; see CASES below)
 #
-#   BENCH_CACHE   input cache dir (default .cache/bench in the repository)
+#   BENCH_CACHE   input cache dir (default .cache/bench in the repository);
+#                 the first run prepares every input there, whatever CASEs
+#                 are asked for, and each run also builds strata and makes
+#                 its temp dir there
 #   BENCH_RUNS    runs per tool and case (default 5)
 #   BENCH_GO      0 skips the Go benchmarks (default 1)
+#   BENCH_SKIP_IMAGE  non-empty skips import-image against 8 imports
 #   BENCH_FS      where the tools write: "ext4" (default) a fresh ext4 with
 #                 a journal (mkfs.ext4 defaults) on a loop file in the run's
 #                 temp dir, unmounted at the end; "host" the cache dir's own
