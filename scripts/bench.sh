@@ -8,9 +8,9 @@
 #   scripts/bench.sh [CASE...]      (default: every case; see CASES below)
 #
 #   BENCH_CACHE   input cache dir (default .cache/bench in the repository);
-#                 the first run prepares every input there, whatever CASEs
-#                 are asked for, and each run also builds strata and makes
-#                 its temp dir there
+#                 the inputs of the CASEs asked for are prepared there once,
+#                 and each run also builds strata and makes its temp dir
+#                 there
 #   BENCH_RUNS    runs per tool and case (default 5)
 #   BENCH_GO      0 skips the Go benchmarks (default 1)
 #   BENCH_SKIP_IMAGE  non-empty skips import-image against 8 imports
@@ -35,7 +35,10 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-scripts/bench/prepare.sh "$cache"
+inputs=$CASES
+[ -n "${BENCH_SKIP_IMAGE:-}" ] || inputs="$inputs image8"
+# shellcheck disable=SC2086 # one word per input
+scripts/bench/prepare.sh "$cache" $inputs
 go build -o "$cache/strata" ./cmd/strata
 strata=$cache/strata
 cs=${STRATA_CONTAINERS_STORAGE:-$(scripts/build-containers-storage.sh)}

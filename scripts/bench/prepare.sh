@@ -4,13 +4,18 @@
 # plain, gzip and zstd layer tar, and synthetic tars (50,000 small files,
 # one 1 GiB file, a deep tree, many hardlinks). Needs root (debootstrap).
 #
-#   scripts/bench/prepare.sh CACHE_DIR
+#   scripts/bench/prepare.sh CACHE_DIR [INPUT...]
+#
+# INPUTs name what to prepare: case files of scripts/bench.sh (rootfs.tar,
+# small.tar.gz, big.tar, ...) and image8; without any, everything.
 #
 #   BENCH_SUITE    Debian suite to bootstrap (default bookworm)
 #   BENCH_MIRROR   Debian mirror (default: the first URI apt is set up with)
 set -eu
 
-cache=${1:?usage: prepare.sh CACHE_DIR}
+cache=${1:?usage: prepare.sh CACHE_DIR [INPUT...]}
+shift
+wanted=${*:-rootfs small big deep hardlinks image8}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +35,16 @@ need() {
 	done
 }
 
-need debootstrap zstd pigz
+# wants NAME: whether an input whose file name starts with NAME is wanted.
+wants() {
+	for w in $wanted; do
+		case $w in "$1"*) return 0 ;; esac
+	done
+	return 1
+}
+
+need zstd pigz
+wants rootfs && need debootstrap
 [ -x /usr/bin/time ] || need time
 
 # The three compressions of one plain tar.
@@ -41,7 +55,7 @@ compress() {
 }
 
 # Debian rootfs.
-if [ ! -s "$cache/rootfs.tar" ]; then
+if wants rootfs && [ ! -s "$cache/rootfs.tar" ]; then
 	suite=${BENCH_SUITE:-bookworm}
 	mirror=${BENCH_MIRROR:-}
 	if [ -z "$mirror" ]; then
@@ -61,7 +75,7 @@ if [ ! -s "$cache/rootfs.tar" ]; then
 	mv "$cache/rootfs.tar.tmp" "$cache/rootfs.tar"
 	rm -rf "$dir"
 fi
-compress "$cache/rootfs.tar"
+wants rootfs && compress "$cache/rootfs.tar"
 
 # Synthetic layers.
 gentar=$cache/gentar
@@ -72,6 +86,7 @@ fi
 free_gib() { df -Pk "$cache" | awk 'NR==2 {print int($4 / 1048576)}'; }
 
 for kind in small big deep hardlinks; do
+	wants "$kind" || continue
 	if [ "$kind" = big ] && [ ! -s "$cache/big.tar" ] && [ "$(free_gib)" -lt 4 ]; then
 		log "skipping big.tar: less than 4 GiB free on $cache (it needs 1 GiB, and as much per run)"
 		continue
@@ -81,11 +96,11 @@ for kind in small big deep hardlinks; do
 		"$gentar" -kind "$kind" -o "$cache/$kind.tar"
 	fi
 done
-compress "$cache/small.tar"
+wants small && compress "$cache/small.tar"
 
 # An 8-layer image as a docker-archive: each layer 3,000 small files, gzip.
 img=$cache/image8
-if [ ! -s "$img.tar" ]; then
+if wants image8 && [ ! -s "$img.tar" ]; then
 	log "generating image8.tar"
 	rm -rf "$img" && mkdir -p "$img"
 	diff_ids=""
@@ -105,4 +120,4 @@ if [ ! -s "$img.tar" ]; then
 	mv "$img.tar.tmp" "$img.tar"
 fi
 
-ls -l "$cache"/*.tar* >&2
+ls -l "$cache"/*.tar* >&2 2>/dev/null || true
