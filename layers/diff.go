@@ -111,7 +111,9 @@ func (s *Store) Diff(ref string, w io.Writer) (DiffSource, error) {
 	useTarSplit := src.tarSplit != ""
 	if useTarSplit && !src.layer.flagSet(flagReadOnly) {
 		if err := s.reassemble(src, io.Discard); err != nil {
-			s.log.Debug("diff: tar-split record no longer matches the files; exporting the directory",
+			s.log.Warn("the layer's tar-split record does not give back its tar (changed through a mount, "+
+				"or recorded by another program with entries strata cannot reproduce): exporting the "+
+				"diff dir, whose tar will not have the recorded diff digest",
 				"layer", id, "err", err)
 			useTarSplit = false
 		}
@@ -183,6 +185,11 @@ func (s *Store) reassemble(src *exportSource, w io.Writer) error {
 		digester = want.Algorithm().Digester()
 		w = io.MultiWriter(w, digester.Hash())
 	}
+	if size := src.layer.UncompressedSize; size > 0 {
+		// A record that names files over and over cannot make the
+		// export longer than the layer.
+		w = &sizeLimitWriter{w: w, left: size}
+	}
 	if err := archive.ExportTarSplit(src.diffDir, f, w); err != nil {
 		return fmt.Errorf("layer %s: %w", id, err)
 	}
@@ -191,4 +198,20 @@ func (s *Store) reassemble(src *exportSource, w io.Writer) error {
 			id, digester.Digest(), want, driver.ErrInvalidLayerData)
 	}
 	return nil
+}
+
+// sizeLimitWriter fails a write that would take the output past the
+// layer's recorded diff size.
+type sizeLimitWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *sizeLimitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		return 0, fmt.Errorf("reassembled tar is longer than the recorded diff size: %w", driver.ErrInvalidLayerData)
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	return n, err
 }
