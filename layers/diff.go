@@ -185,13 +185,19 @@ func (s *Store) reassemble(src *exportSource, w io.Writer) error {
 		digester = want.Algorithm().Digester()
 		w = io.MultiWriter(w, digester.Hash())
 	}
+	var limit *sizeLimitWriter
 	if size := src.layer.UncompressedSize; size > 0 {
 		// A record that names files over and over cannot make the
-		// export longer than the layer.
-		w = &sizeLimitWriter{w: w, left: size}
+		// export longer than the layer, nor a cut one shorter.
+		limit = &sizeLimitWriter{w: w, left: size}
+		w = limit
 	}
 	if err := archive.ExportTarSplit(src.diffDir, f, w); err != nil {
 		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	if limit != nil && limit.left != 0 {
+		return fmt.Errorf("layer %s: reassembled tar is %d bytes shorter than the recorded diff size: %w",
+			id, limit.left, driver.ErrInvalidLayerData)
 	}
 	if digester != nil && digester.Digest() != want {
 		return fmt.Errorf("layer %s: reassembled tar has digest %s, recorded diff digest is %s: %w",

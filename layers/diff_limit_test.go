@@ -76,3 +76,22 @@ func repeatFileEntry(t *testing.T, path, marker string, times int) {
 		t.Fatal(err)
 	}
 }
+
+// TestDiffNeverShorterThanTheLayer: a record cut between whole lines fails
+// the export even when the recorded diff digest is gone, since the diff
+// size still says how long the tar is.
+func TestDiffNeverShorterThanTheLayer(t *testing.T) {
+	s, _ := overlayStore(t)
+	layerTar := testutil.NewTar().File("a", "first").File("b", "second").Bytes()
+	l, err := s.Put(PutOptions{ID: "base"}, bytes.NewReader(layerTar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repeatFileEntry(t, filepath.Join(s.layerDir, l.ID+".tar-split.gz"), `"name":"b"`, 0)
+	s.layers[0].UncompressedDigest = ""
+
+	var out countWriter
+	if src, err := s.Diff(l.ID, &out); err == nil || !strings.Contains(err.Error(), "shorter than the recorded diff size") {
+		t.Fatalf("Diff: %v (source %q), want an error about the diff size", err, src)
+	}
+}
