@@ -184,7 +184,7 @@ func oldGNUSparse(name string, n int) []byte {
 		blk[482] = 1
 	}
 	octalField(blk[483:495], realSize)
-	checksum(&blk)
+	testutil.FixChecksum(&blk)
 
 	var out bytes.Buffer
 	out.Write(blk[:])
@@ -215,7 +215,7 @@ func v7Dir(name string) []byte {
 	octalField(blk[116:124], 0)
 	octalField(blk[124:136], 0)
 	octalField(blk[136:148], mtime.Unix())
-	checksum(&blk)
+	testutil.FixChecksum(&blk)
 	return append(blk[:], make([]byte, 1024)...)
 }
 
@@ -223,15 +223,6 @@ func octalField(b []byte, v int64) {
 	s := fmt.Sprintf("%0*o", len(b)-1, v)
 	copy(b, s)
 	b[len(b)-1] = 0
-}
-
-func checksum(blk *[512]byte) {
-	copy(blk[148:156], "        ")
-	sum := 0
-	for _, c := range blk {
-		sum += int(c)
-	}
-	copy(blk[148:156], fmt.Sprintf("%06o\x00 ", sum))
 }
 
 // paxBody encodes records in the order given.

@@ -28,33 +28,17 @@ const (
 	offExtExt   = tarhdr.OffExtExt
 )
 
-type format = tarhdr.Kind
-
-const (
-	formatV7    = tarhdr.V7
-	formatUSTAR = tarhdr.USTAR
-	formatSTAR  = tarhdr.STAR
-	formatGNU   = tarhdr.GNU
-)
-
-// blockFormat returns the format of a header block, or false when its
-// checksum does not match.
-func blockFormat(b *[blockSize]byte) (format, bool) {
-	kind, _, ok := tarhdr.Check(b)
-	return kind, ok
-}
-
 // headerName is the name a header block gives its entry before extension
 // headers override it.
-func headerName(b *[blockSize]byte, f format) string {
+func headerName(b *[blockSize]byte, f tarhdr.Kind) string {
 	name := cString(b[offName : offName+100])
 	var prefix string
 	switch f {
-	case formatUSTAR:
+	case tarhdr.USTAR:
 		prefix = cString(b[offPrefix : offPrefix+155])
-	case formatSTAR:
+	case tarhdr.STAR:
 		prefix = cString(b[offPrefix : offPrefix+131])
-	case formatGNU:
+	case tarhdr.GNU:
 		// Old Go writers put a ustar prefix where GNU keeps atime and
 		// ctime; archive/tar reads it as a prefix when those fields do
 		// not parse as numbers, and so must we to name the entry alike.

@@ -210,7 +210,7 @@ func (r *Recorder) block() error {
 // header parses a header block: an extension header starts its data, a
 // file's header completes the segment before the file's data.
 func (r *Recorder) header() error {
-	f, ok := blockFormat(&r.blk)
+	f, _, ok := tarhdr.Check(&r.blk)
 	if !ok {
 		return r.headerError("bad checksum or unknown format")
 	}
@@ -260,7 +260,7 @@ func (r *Recorder) header() error {
 
 	sparse := false
 	if typeflag == 'S' {
-		if f != formatGNU {
+		if f != tarhdr.GNU {
 			return r.headerError("old GNU sparse header not in GNU format")
 		}
 		sparse = true
